@@ -1,0 +1,86 @@
+"""Where each model lives while it runs.
+
+A `Placement` moves a module to the compute device for the duration of a `with` block and decides
+where it goes afterwards. The policies trade speed for memory:
+
+* `keep`:   models stay on the compute device once used (fastest, most memory);
+* `stage`:  a model goes back to the offload device when its stage ends;
+* `window`: it goes back after every window of a windowed stage (least memory).
+
+The ComfyUI nodes supply a placement that asks ComfyUI's model manager instead, so our models and
+ComfyUI's own share the GPU cooperatively.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import ContextManager, Iterator, Protocol
+
+import torch
+
+
+class Offload(str, Enum):
+    KEEP = "keep"
+    STAGE = "stage"
+    WINDOW = "window"
+
+
+class Placement(Protocol):
+    policy: Offload
+
+    def use(self, module: torch.nn.Module, scope: Offload = Offload.STAGE) -> ContextManager[torch.device]:
+        """Hold `module` on the compute device inside the block (a whole stage, or one window)."""
+
+
+def module_device(module: torch.nn.Module) -> torch.device:
+    for p in module.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def module_dtype(module: torch.nn.Module) -> torch.dtype:
+    for p in module.parameters():
+        return p.dtype
+    return torch.float32
+
+
+def empty_cache(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        torch.mps.empty_cache()
+
+
+@dataclass
+class DevicePlacement:
+    """Plain device moves: to `device` while in use, back to `offload_device` per the policy."""
+
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    offload_device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    policy: Offload = Offload.KEEP
+
+    def __post_init__(self):
+        self.device = torch.device(self.device)
+        self.offload_device = torch.device(self.offload_device)
+        self.policy = Offload(self.policy)
+
+    @contextmanager
+    def use(self, module: torch.nn.Module, scope: Offload = Offload.STAGE) -> Iterator[torch.device]:
+        """Run `module` on the compute device; `scope` says whether this block is a whole stage or
+        one window, so the `window` policy offloads more often than `stage`."""
+        module.to(self.device)
+        try:
+            yield self.device
+        finally:
+            offload = self.policy is Offload.WINDOW or (self.policy is Offload.STAGE and scope is Offload.STAGE)
+            if offload and self.offload_device != self.device:
+                module.to(self.offload_device)
+                empty_cache(self.device)
+
+
+def default_placement(device: str | torch.device | None = None, policy: Offload | str = Offload.KEEP) -> DevicePlacement:
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return DevicePlacement(torch.device(device), torch.device("cpu"), Offload(policy))

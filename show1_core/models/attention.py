@@ -1,0 +1,174 @@
+"""Attention layers of the Show-1 pixel UNets, written against PyTorch SDPA.
+
+Parameter names follow diffusers' `Attention` (`to_q`, `to_k`, `to_v`, `to_out.0`, `add_k_proj`, ...)
+so the hub checkpoints load unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Rows of a token-parallel computation processed at once. Bounds the temporary memory of the
+# feed-forward and attention of the temporal transformers (their rows are independent), without
+# changing the arithmetic of any row.
+TOKEN_CHUNK_ELEMENTS = 1 << 24
+
+
+def row_chunks(rows: int, row_width: int, limit: int = TOKEN_CHUNK_ELEMENTS) -> list[slice]:
+    """Split `rows` into slices whose temporaries (rows x row_width elements) stay under `limit`."""
+    step = max(1, limit // max(1, row_width))
+    return [slice(s, min(s + step, rows)) for s in range(0, rows, step)]
+
+
+def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """(N, L, heads * d) -> (N, heads, L, d)."""
+    n, length, inner = x.shape
+    return x.view(n, length, heads, inner // heads).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(N, heads, L, d) -> (N, L, heads * d)."""
+    n, heads, length, d = x.shape
+    return x.transpose(1, 2).reshape(n, length, heads * d)
+
+
+class SelfAttention(nn.Module):
+    """Plain multi-head self-attention (diffusers `Attention` without bias on q/k/v)."""
+
+    def __init__(self, dim: int, heads: int, head_dim: int):
+        super().__init__()
+        inner = heads * head_dim
+        self.heads = heads
+        self.to_q = nn.Linear(dim, inner, bias=False)
+        self.to_k = nn.Linear(dim, inner, bias=False)
+        self.to_v = nn.Linear(dim, inner, bias=False)
+        self.to_out = nn.ModuleList([nn.Linear(inner, dim), nn.Dropout(0.0)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q = split_heads(self.to_q(x), self.heads)
+        k = split_heads(self.to_k(x), self.heads)
+        v = split_heads(self.to_v(x), self.heads)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.to_out[0](merge_heads(out))
+
+
+class GEGLU(nn.Module):
+    def __init__(self, dim: int, inner: int):
+        super().__init__()
+        self.proj = nn.Linear(dim, inner * 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden, gate = self.proj(x).chunk(2, dim=-1)
+        return hidden * F.gelu(gate)
+
+
+class FeedForward(nn.Module):
+    """GEGLU feed-forward, 4x wide (diffusers `FeedForward` with activation "geglu")."""
+
+    def __init__(self, dim: int, mult: int = 4):
+        super().__init__()
+        inner = dim * mult
+        self.net = nn.ModuleList([GEGLU(dim, inner), nn.Dropout(0.0), nn.Linear(inner, dim)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net[2](self.net[0](x))
+
+
+class TemporalTransformerBlock(nn.Module):
+    """diffusers `BasicTransformerBlock` with two self-attention layers (`double_self_attention`)."""
+
+    def __init__(self, dim: int, heads: int, head_dim: int):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn1 = SelfAttention(dim, heads, head_dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.attn2 = SelfAttention(dim, heads, head_dim)
+        self.norm3 = nn.LayerNorm(dim)
+        self.ff = FeedForward(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.attn1(self.norm1(x)) + x
+        x = self.attn2(self.norm2(x)) + x
+        return self.ff(self.norm3(x)) + x
+
+
+class TemporalTransformer(nn.Module):
+    """Attention across the frames of each pixel (diffusers/Show-1 `TransformerTemporalModel`).
+
+    Every (video, pixel) sequence is independent once the input is normalised, so the projection
+    in, the transformer block and the projection out run over chunks of sequences: the peak memory
+    is set by the chunk, not by the video's size.
+    """
+
+    def __init__(self, heads: int, head_dim: int, channels: int, groups: int, num_layers: int = 1):
+        super().__init__()
+        inner = heads * head_dim
+        self.norm = nn.GroupNorm(groups, channels, eps=1e-6)
+        self.proj_in = nn.Linear(channels, inner)
+        self.transformer_blocks = nn.ModuleList(
+            [TemporalTransformerBlock(inner, heads, head_dim) for _ in range(num_layers)]
+        )
+        self.proj_out = nn.Linear(inner, channels)
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        bf, c, h, w = x.shape
+        b = bf // num_frames
+        video = x.view(b, num_frames, c, h, w).transpose(1, 2)
+        normed = self.norm(video)  # statistics over all frames of each video
+        seq = normed.permute(0, 3, 4, 2, 1).reshape(b * h * w, num_frames, c)
+        out = torch.empty_like(seq)
+        # widest temporary per row: the GEGLU projection, 8 x inner per frame
+        for rows in row_chunks(seq.shape[0], num_frames * self.inner * 8):
+            hid = self.proj_in(seq[rows])
+            for block in self.transformer_blocks:
+                hid = block(hid)
+            out[rows] = self.proj_out(hid)
+        out = out.view(b, h, w, num_frames, c).permute(0, 3, 4, 1, 2).reshape(bf, c, h, w)
+        return out + x
+
+
+class SimpleCrossAttention(nn.Module):
+    """DeepFloyd-IF spatial attention: image tokens attend to [text tokens, image tokens].
+
+    The text keys and values come from `add_k_proj` / `add_v_proj` (text first); with
+    `only_cross_attention` the image keys are left out. The text states are normalised with their own
+    GroupNorm over the feature axis when `cross_attention_norm` is "group_norm".
+    """
+
+    def __init__(self, channels: int, head_dim: int, context_dim: int, groups: int,
+                 only_cross_attention: bool, cross_attention_norm: str | None):
+        super().__init__()
+        inner = channels  # heads * head_dim with heads = channels // head_dim
+        self.heads = channels // head_dim
+        self.only_cross_attention = only_cross_attention
+        self.group_norm = nn.GroupNorm(groups, channels, eps=1e-5)
+        self.norm_cross = nn.GroupNorm(32, context_dim, eps=1e-5) if cross_attention_norm == "group_norm" else None
+        self.to_q = nn.Linear(channels, inner)
+        if not only_cross_attention:
+            self.to_k = nn.Linear(channels, inner)
+            self.to_v = nn.Linear(channels, inner)
+        self.add_k_proj = nn.Linear(context_dim, inner)
+        self.add_v_proj = nn.Linear(context_dim, inner)
+        self.to_out = nn.ModuleList([nn.Linear(inner, channels), nn.Dropout(0.0)])
+
+    def text_keys(self, context: torch.Tensor, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Text keys/values of each video, computed once and shared by its frames."""
+        if self.norm_cross is not None:
+            context = self.norm_cross(context.transpose(1, 2)).transpose(1, 2)
+        k = split_heads(self.add_k_proj(context), self.heads)
+        v = split_heads(self.add_v_proj(context), self.heads)
+        return k.repeat_interleave(frames, dim=0), v.repeat_interleave(frames, dim=0)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
+        n, c, h, w = x.shape
+        tokens = self.group_norm(x).flatten(2).transpose(1, 2)
+        q = split_heads(self.to_q(tokens), self.heads)
+        k, v = self.text_keys(context, num_frames)
+        if not self.only_cross_attention:
+            k = torch.cat([k, split_heads(self.to_k(tokens), self.heads)], dim=2)
+            v = torch.cat([v, split_heads(self.to_v(tokens), self.heads)], dim=2)
+        out = self.to_out[0](merge_heads(F.scaled_dot_product_attention(q, k, v)))
+        return out.transpose(1, 2).reshape(n, c, h, w) + x

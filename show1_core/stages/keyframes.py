@@ -1,0 +1,42 @@
+"""Keyframes from text with show-1-base: a few sharp low-resolution frames."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import check
+from ..loading import Stage, StageKind
+from ..memory import Placement
+from ..progress import CancelCheck, Progress, StepCallback
+from ..sampling import PixelDenoiser, randn, sample_pixels
+from ..text import PromptEmbeddings
+from .common import check_embeddings, check_size, check_steps, make_generator, placement_for, require_kind
+
+KEYFRAME_FPS = 2.0
+
+
+@torch.inference_mode()
+def generate_keyframes(model: Stage, embeds: PromptEmbeddings, num_frames: int = 8, height: int = 40,
+                       width: int = 64, steps: int = 75, guidance: float = 9.0, seed: int | torch.Generator = 0,
+                       placement: Placement | None = None, callback: StepCallback | None = None,
+                       check_cancel: CancelCheck | None = None) -> torch.Tensor:
+    """Sample `num_frames` keyframes (1, 3, F, H, W) in [-1, 1], float32 on the CPU.
+
+    Noise as in the published pipeline: x_T of shape (1, 3, F, H, W), then one (F, 3, H, W) draw per
+    step with t > 0, all from one generator seeded with `seed`.
+    """
+    require_kind(model, StageKind.BASE)
+    check_embeddings(model, embeds)
+    check(isinstance(num_frames, int) and num_frames >= 1, f"num_frames: {num_frames!r} must be an integer >= 1")
+    check_size(model, height, width)
+    check_steps(steps, guidance)
+    generator = make_generator(seed)
+    progress = Progress("keyframes", steps, callback, check_cancel)
+    place = placement_for(model.unet, placement)
+    with place.use(model.unet) as device:
+        scheduler = model.scheduler()
+        x = (randn((1, 3, num_frames, height, width), generator) * scheduler.init_noise_sigma).to(device)
+        denoiser = PixelDenoiser(model.unet, embeds.pair(), videos=1, guidance=guidance)
+        video = sample_pixels(denoiser, scheduler, x, steps, lambda: randn((num_frames, 3, height, width), generator),
+                              progress)
+    return video.float().cpu()

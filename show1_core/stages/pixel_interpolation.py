@@ -1,0 +1,100 @@
+"""Pixel-space frame interpolation with show-1-interpolation: K keyframes -> 3(K-1)+K frames.
+
+Each pair of neighbouring keyframes forms a 5-frame window [k_i, ?, ?, ?, k_i+1] that the model
+fills in, conditioned on the linear blend between the pair and a mask marking the two known
+frames. The windows depend only on the keyframes, so all of them run as one batch per denoising
+step. The published script re-seeds the same generator for every window and reuses one initial
+noise tensor, so every window sees the same noise: one draw per step serves all windows.
+Keyframes may come from Show-1 or from anywhere else (an image model, a photo), in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import check
+from ..loading import Stage, StageKind
+from ..memory import Placement
+from ..progress import CancelCheck, Progress, StepCallback
+from ..sampling import PixelDenoiser, randn, sample_pixels
+from ..text import PromptEmbeddings
+from .common import check_embeddings, check_size, check_steps, check_video, make_generator, placement_for, \
+    require_kind
+
+WINDOW = 5  # keyframe, three new frames, keyframe
+NEW_PER_GAP = WINDOW - 2
+INTERPOLATED_FPS = 7.5
+
+
+def interpolated_length(keyframes: int) -> int:
+    return NEW_PER_GAP * (keyframes - 1) + keyframes
+
+
+def window_conditions(keyframes: torch.Tensor) -> torch.Tensor:
+    """Condition of every window, (W*B, 4, 5, H, W) window-major: the time blend of its two
+    keyframes (trilinear, align_corners) and a mask that is 1 on the first and last frame."""
+    b, c, k, h, w = keyframes.shape
+    pairs = torch.stack([keyframes[:, :, :-1], keyframes[:, :, 1:]], dim=3)  # (B, C, W, 2, H, W)
+    pairs = pairs.permute(2, 0, 1, 3, 4, 5).reshape((k - 1) * b, c, 2, h, w)
+    blend = F.interpolate(pairs, (WINDOW, h, w), mode="trilinear", align_corners=True)
+    mask = torch.zeros((k - 1) * b, 1, WINDOW, h, w, dtype=blend.dtype)
+    mask[:, :, [0, -1]] = 1
+    return torch.cat([blend, mask], dim=1)
+
+
+def stitch(window_outputs: torch.Tensor, b: int) -> torch.Tensor:
+    """Write window i to frames 4i..4i+4, later windows overwriting the shared frame, as published."""
+    wb, c, f, h, w = window_outputs.shape
+    windows = wb // b
+    video = torch.zeros(b, c, interpolated_length(windows + 1), h, w, dtype=window_outputs.dtype)
+    for i in range(windows):
+        video[:, :, (WINDOW - 1) * i:(WINDOW - 1) * i + WINDOW] = window_outputs[i * b:(i + 1) * b]
+    return video
+
+
+@torch.inference_mode()
+def interpolate_keyframes(model: Stage, embeds: PromptEmbeddings, keyframes: torch.Tensor, steps: int = 75,
+                          guidance: float = 4.0, seed: int = 0, max_windows: int | None = None,
+                          placement: Placement | None = None, callback: StepCallback | None = None,
+                          check_cancel: CancelCheck | None = None, record=None) -> torch.Tensor:
+    """Interpolate keyframes (B, 3, K, H, W) in [-1, 1] to (B, 3, 4K-3, H, W), float32 on the CPU.
+
+    `max_windows` bounds how many windows go through the UNet at once (all by default); the result
+    does not depend on it. `record(name, tensor)`, if given, receives the window inputs and the raw
+    window outputs.
+    """
+    require_kind(model, StageKind.INTERPOLATION)
+    check_embeddings(model, embeds)
+    check_video(keyframes, "keyframes", min_frames=2)
+    b, _, k, h, w = keyframes.shape
+    check_size(model, h, w, "keyframe size")
+    check_steps(steps, guidance)
+    check(max_windows is None or max_windows >= 1, f"max_windows: {max_windows} must be >= 1 (or None for all)")
+    windows = k - 1
+    keyframes = keyframes.float().cpu()
+    init_noise = randn((b, 3, WINDOW, h, w), make_generator(seed))
+    step_generator = make_generator(seed)
+    if record is not None:
+        inputs = torch.zeros(windows, b, 3, WINDOW, h, w)
+        inputs[:, :, :, 0] = keyframes[:, :, :-1].permute(2, 0, 1, 3, 4)
+        inputs[:, :, :, -1] = keyframes[:, :, 1:].permute(2, 0, 1, 3, 4)
+        record("interp_init_noise", init_noise)
+        record("interp_window_inputs", inputs)
+
+    def step_noise() -> torch.Tensor:
+        return randn((b * WINDOW, 3, h, w), step_generator).repeat(windows, 1, 1, 1)
+
+    progress = Progress("interpolation", steps, callback, check_cancel)
+    place = placement_for(model.unet, placement)
+    with place.use(model.unet) as device:
+        scheduler = model.scheduler()
+        x = init_noise.repeat(windows, 1, 1, 1, 1).to(device)
+        condition = window_conditions(keyframes).to(device)
+        max_videos = None if max_windows is None else max_windows * b * (2 if guidance > 1 else 1)
+        denoiser = PixelDenoiser(model.unet, embeds.pair(), videos=windows * b, guidance=guidance,
+                                 max_videos=max_videos)
+        out = sample_pixels(denoiser, scheduler, x, steps, step_noise, progress, condition=condition).float().cpu()
+    if record is not None:
+        record("interp_window_outputs", out.view(windows, b, *out.shape[1:]))
+    return stitch(out, b)

@@ -1,0 +1,130 @@
+"""Prompt encoding: T5 (pixel stages, from show-1-base) and CLIP (latent stage, from show-1-sr2).
+
+Both run through transformers and return every one of the 77 positions, padding included, as the
+published pipelines do. `PromptEmbeddings` carries a prompt and its negative through the cascade
+so the 4.7 B-parameter T5 runs once per prompt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .captions import preprocess_prompt
+from .errors import ModelLoadError
+from .loading import StageKind, inspect_stage
+from .weights import REDOWNLOAD, check_file, find_weights, shard_paths
+
+MAX_LENGTH = 77
+
+
+@dataclass
+class TextEncoder:
+    """A tokenizer and its encoder model (T5 or CLIP)."""
+
+    kind: str  # "t5" or "clip"
+    tokenizer: object
+    model: torch.nn.Module
+    folder: Path
+
+    @property
+    def width(self) -> int:
+        cfg = self.model.config
+        return cfg.d_model if self.kind == "t5" else cfg.hidden_size
+
+
+@dataclass
+class Encoding:
+    embeds: torch.Tensor  # (B, 77, D)
+    input_ids: torch.Tensor  # (B, 77)
+    attention_mask: torch.Tensor  # (B, 77)
+
+
+@dataclass
+class PromptEmbeddings:
+    """Positive and negative embeddings of one prompt for one text encoder (both (1, 77, D))."""
+
+    positive: torch.Tensor
+    negative: torch.Tensor
+    encoder: str  # "t5" or "clip"
+
+    def pair(self, device=None, dtype=None) -> torch.Tensor:
+        """The classifier-free-guidance pair, (2, 77, D) in [negative, positive] order."""
+        return torch.cat([self.negative, self.positive]).to(device=device, dtype=dtype)
+
+    @property
+    def width(self) -> int:
+        return self.positive.shape[-1]
+
+
+def _from_pretrained(cls, directory: Path, dtype: torch.dtype, device, variant: str | None):
+    import transformers
+
+    path = find_weights(directory, "model", variant)
+    for shard in shard_paths(path):
+        check_file(shard)
+    found_variant = "fp16" if ".fp16." in path.name else None
+    dtype_key = "dtype" if tuple(int(x) for x in transformers.__version__.split(".")[:2]) >= (4, 56) else "torch_dtype"
+    model, info = cls.from_pretrained(
+        str(directory), variant=found_variant, use_safetensors=path.name.split(".")[-1] == "safetensors"
+        or path.name.endswith(".safetensors.index.json"), local_files_only=True, output_loading_info=True,
+        **{dtype_key: dtype})
+    problems = {k: v for k, v in info.items() if v}
+    if problems:
+        raise ModelLoadError(f"{path}: the weights do not match {directory / 'config.json'} ({problems}); {REDOWNLOAD}")
+    return model.to(device).eval().requires_grad_(False)
+
+
+def load_text_encoder(folder: str | Path, dtype: torch.dtype = torch.float32, device="cpu",
+                      variant: str | None = None) -> TextEncoder:
+    """T5 from a show-1-base folder, or CLIP from a show-1-sr2 folder."""
+    from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5Tokenizer
+
+    info = inspect_stage(folder)
+    if not (info.has_t5 or info.has_clip):
+        raise ModelLoadError(
+            f"{info.folder} ({info.kind.label}) has no text encoder: T5 comes from the show-1-base folder, CLIP from "
+            "the show-1-sr2 folder")
+    for sub in ("tokenizer", "text_encoder"):
+        if not (info.folder / sub).is_dir():
+            raise ModelLoadError(f"{info.folder / sub} is missing; {REDOWNLOAD}")
+    if info.kind is StageKind.BASE:
+        tokenizer = T5Tokenizer.from_pretrained(str(info.folder / "tokenizer"), legacy=True, local_files_only=True)
+        model = _from_pretrained(T5EncoderModel, info.folder / "text_encoder", dtype, device, variant)
+        return TextEncoder("t5", tokenizer, model, info.folder)
+    tokenizer = CLIPTokenizer.from_pretrained(str(info.folder / "tokenizer"), local_files_only=True)
+    model = _from_pretrained(CLIPTextModel, info.folder / "text_encoder", dtype, device, variant)
+    return TextEncoder("clip", tokenizer, model, info.folder)
+
+
+@torch.inference_mode()
+def encode(encoder: TextEncoder, texts: list[str]) -> Encoding:
+    """Tokenize (padded and truncated to 77) and encode already-preprocessed texts."""
+    tokens = encoder.tokenizer(texts, padding="max_length", max_length=MAX_LENGTH, truncation=True,
+                               add_special_tokens=True, return_tensors="pt")
+    device = next(encoder.model.parameters()).device
+    ids = tokens.input_ids.to(device)
+    mask = tokens.attention_mask.to(device)
+    if encoder.kind == "t5":
+        embeds = encoder.model(ids, attention_mask=mask)[0]
+    else:  # CLIP: causal mask only, unless the config asks for the padding mask
+        use_mask = getattr(encoder.model.config, "use_attention_mask", False)
+        embeds = encoder.model(ids, attention_mask=mask if use_mask else None)[0]
+    return Encoding(embeds.float().cpu(), tokens.input_ids, tokens.attention_mask)
+
+
+def encode_prompt(encoder: TextEncoder, prompt: str, negative_prompt: str = "",
+                  clean_caption: bool = False) -> PromptEmbeddings:
+    """Embeddings of a prompt and its negative.
+
+    T5 (pixel stages): the text is lower-cased and stripped, or passed twice through DeepFloyd IF's
+    caption cleaning when `clean_caption`. CLIP (latent stage): the tokenizer's own normalisation only.
+    """
+    if encoder.kind == "t5":
+        texts = [preprocess_prompt(prompt, clean_caption), preprocess_prompt(negative_prompt or "", clean_caption)]
+    else:
+        texts = [prompt, negative_prompt or ""]
+    out = encode(encoder, texts)
+    return PromptEmbeddings(out.embeds[:1], out.embeds[1:], encoder.kind)
