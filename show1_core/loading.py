@@ -218,3 +218,22 @@ def load_vae(folder: str | Path, dtype: torch.dtype = torch.float32, device: str
     path = find_weights(vae_dir, "diffusion_pytorch_model", variant)
     assign_strict(model, load_state_dict(path, dtype, device), path)
     return model.eval().requires_grad_(False)
+
+
+def find_stages(*roots: str | Path) -> dict[StageKind, list[StageInfo]]:
+    """Every stage folder directly under (or at) the given roots, grouped by the stage its configs
+    describe. Folders that are not Show-1 stages are skipped."""
+    found: dict[StageKind, list[StageInfo]] = {}
+    for root in map(Path, roots):
+        if not root.is_dir():
+            continue
+        for folder in [root, *sorted(p for p in root.iterdir() if p.is_dir())]:
+            if not (folder / "model_index.json").is_file():
+                continue
+            try:
+                info = inspect_stage(folder)
+            except ModelLoadError as e:
+                log.info("skipping %s: %s", folder, e)
+                continue
+            found.setdefault(info.kind, []).append(info)
+    return found

@@ -94,8 +94,11 @@ def iter_tensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
         else:
             try:
                 state = torch.load(shard, map_location="cpu", weights_only=True, mmap=True)
-            except Exception as e:  # pickle errors, truncated zip archives, foreign objects
-                raise ModelLoadError(f"{shard} cannot be read as a PyTorch state dict ({e}); {REDOWNLOAD}") from None
+            except Exception as e:  # pickle errors, truncated zip archives, code objects
+                raise ModelLoadError(
+                    f"{shard} cannot be read as a PyTorch state dict with weights_only loading ({type(e).__name__}: "
+                    f"it is damaged or holds Python objects besides tensors, which are never executed here); "
+                    f"{REDOWNLOAD}, preferably as .safetensors") from None
             yield from state.items()
 
 

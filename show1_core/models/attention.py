@@ -16,9 +16,9 @@ from torch import nn
 TOKEN_CHUNK_ELEMENTS = 1 << 24
 
 
-def row_chunks(rows: int, row_width: int, limit: int = TOKEN_CHUNK_ELEMENTS) -> list[slice]:
+def row_chunks(rows: int, row_width: int, limit: int | None = None) -> list[slice]:
     """Split `rows` into slices whose temporaries (rows x row_width elements) stay under `limit`."""
-    step = max(1, limit // max(1, row_width))
+    step = max(1, (limit or TOKEN_CHUNK_ELEMENTS) // max(1, row_width))
     return [slice(s, min(s + step, rows)) for s in range(0, rows, step)]
 
 

@@ -1,0 +1,60 @@
+"""Shared fixtures: the reference-parity set in ../shared and tiny demo stage folders."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PARITY_DIR = ROOT.parent / "shared" / "fixtures" / "parity"
+CHECKER = ROOT.parent / "shared" / "tools" / "check_parity.py"
+
+
+def parity_manifest() -> dict | None:
+    path = PARITY_DIR / "manifest.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+needs_parity = pytest.mark.skipif(parity_manifest() is None, reason=f"parity fixtures not found at {PARITY_DIR}")
+
+
+def fixture_model(key: str) -> Path:
+    return PARITY_DIR / parity_manifest()["models"][key]["path"]
+
+
+@pytest.fixture(scope="session")
+def checker():
+    spec = importlib.util.spec_from_file_location("check_parity", CHECKER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory) -> Path:
+    from show1_core.demo import write_demo_models
+
+    root = tmp_path_factory.mktemp("show1_models")
+    write_demo_models(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def demo(demo_root):
+    """Loaded demo stages and text encoders, shared by the tests that only read them."""
+    from show1_core.loading import StageKind, STAGE_FOLDERS, load_stage, load_vae
+    from show1_core.text import load_text_encoder
+
+    stages = {kind: load_stage(demo_root / STAGE_FOLDERS[kind]) for kind in StageKind}
+    return {
+        **stages,
+        "vae": load_vae(demo_root / STAGE_FOLDERS[StageKind.SR2]),
+        "t5": load_text_encoder(demo_root / STAGE_FOLDERS[StageKind.BASE]),
+        "clip": load_text_encoder(demo_root / STAGE_FOLDERS[StageKind.SR2]),
+    }
