@@ -15,7 +15,7 @@ from .cascade import STAGE_ORDER, CascadeModels, CascadeSettings, run_cascade
 from .demo import is_demo_folder, write_demo_models
 from .errors import Show1Error
 from .loading import STAGE_FOLDERS, StageKind, find_stages, load_stage, load_vae
-from .memory import Offload, default_placement
+from .memory import Offload, default_placement, tune_cpu_allocator
 from .progress import StepEvent
 from .stages import INTERPOLATED_FPS, KEYFRAME_FPS
 from .text import load_text_encoder
@@ -92,6 +92,8 @@ def generate(args) -> int:
     folders, demo = resolve_models(args.models, args.demo, last)
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = DTYPES[args.dtype or ("fp16" if device.type == "cuda" else "fp32")]
+    if device.type == "cpu":
+        tune_cpu_allocator()
     t5_device = torch.device(args.t5_device) if args.t5_device else device
     t5_dtype = dtype if t5_device.type != "cpu" or dtype is torch.float32 else torch.bfloat16
     settings = CascadeSettings(clean_caption=args.clean_caption)

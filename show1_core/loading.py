@@ -176,6 +176,8 @@ def load_unet(folder: Path, kind: StageKind, dtype: torch.dtype, device, variant
         model = build_on_meta(lambda: UNet3DConditionModel.from_config(config))
     path = find_weights(folder / "unet", "diffusion_pytorch_model", variant)
     assign_strict(model, load_state_dict(path, dtype, device), path)
+    if isinstance(model, PixelUNet):
+        model.use_channels_last()
     return model.eval().requires_grad_(False)
 
 

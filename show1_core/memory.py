@@ -84,3 +84,40 @@ def default_placement(device: str | torch.device | None = None, policy: Offload 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return DevicePlacement(torch.device(device), torch.device("cpu"), Offload(policy))
+
+
+def activation_budget(device: torch.device, dtype: torch.dtype) -> int:
+    """How many elements one full-resolution activation of a UNet call may hold.
+
+    A UNet call keeps a few dozen tensors of (frames x H x W x first-block channels) alive; calls
+    above this size are split (the guidance pair, then windows) into several calls with the same
+    arithmetic. On the CPU the bound keeps the peak RSS low at no cost in speed; on a GPU it follows
+    the free memory.
+    """
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return max(1 << 22, free // (torch.finfo(dtype).bits // 8 * 48))
+    return 1 << 24
+
+
+def tune_cpu_allocator() -> bool:
+    """Keep freed CPU buffers in the process heap instead of returning them to the kernel.
+
+    glibc serves large allocations with mmap and unmaps them on free, so every denoising step pays
+    page faults on fresh memory again (a tenth or more of the CPU time here). Disabling mmap for
+    malloc and raising the trim threshold lets PyTorch's CPU allocations reuse the heap. This is a
+    process-wide setting, so only applications call it (the CLI and the benchmark do, on the CPU),
+    never the library itself. Returns False where glibc's mallopt is not available.
+    """
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_max = -1, -4
+        return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
+    except (OSError, AttributeError):
+        return False

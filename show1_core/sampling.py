@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from .memory import module_device, module_dtype
+from .memory import activation_budget, module_device, module_dtype
 from .models.pixel_unet import PixelUNet
 from .progress import Progress
 from .scheduling import ddpm_step, timesteps
@@ -36,11 +36,23 @@ def guidance_rows(videos: int, guided: bool) -> torch.Tensor:
     return torch.ones(videos, dtype=torch.long)
 
 
+def videos_per_call(unet: torch.nn.Module, x: torch.Tensor, max_videos: int | None, rows: int,
+                    weight: int = 1) -> int:
+    """Videos of a guided batch of `rows` videos that go through the UNet at once: all of them,
+    unless `max_videos` or the activation budget says fewer. `weight` scales a video's cost (the
+    latent UNet has wide transformer feed-forwards at every level)."""
+    b, _, f, h, w = x.shape
+    width = unet.config.block_out_channels[0]
+    fit = activation_budget(module_device(unet), module_dtype(unet)) // max(1, f * h * w * width * weight)
+    return max(1, min(rows, max_videos or rows, fit))
+
+
 class PixelDenoiser:
     """A pixel UNet (Show-1 3D or IF-II 2D) evaluated on a guided batch.
 
     `text` is the (2, 77, D) [negative, positive] pair shared by all `videos` of the batch.
-    `max_videos` bounds how many videos of the guided batch go through the UNet at once.
+    `max_videos` bounds how many videos of the guided batch go through the UNet at once; large
+    calls are also split to stay within the activation budget (same arithmetic, less memory).
     """
 
     def __init__(self, unet: torch.nn.Module, text: torch.Tensor, videos: int, guidance: float,
@@ -53,7 +65,7 @@ class PixelDenoiser:
         text = text.to(self.device, self.dtype)
         self.is_2d = not isinstance(unet, PixelUNet)
         self.text = text if self.is_2d else unet.prepare_text(text)
-        self.max_videos = max_videos or len(self.rows)
+        self.max_videos = max_videos
 
     def unet_call(self, x: torch.Tensor, t: int, rows: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         timestep = torch.tensor([t], dtype=torch.long, device=self.device)
@@ -70,8 +82,9 @@ class PixelDenoiser:
             x = torch.cat([x, x])
             labels = torch.cat([labels, labels]) if labels is not None else None
         outs = []
-        for s in range(0, len(self.rows), self.max_videos):
-            part = slice(s, s + self.max_videos)
+        step = videos_per_call(self.unet, x, self.max_videos, len(self.rows))
+        for s in range(0, len(self.rows), step):
+            part = slice(s, s + step)
             outs.append(self.unet_call(x[part], t, self.rows[part], labels[part] if labels is not None else None))
         out = torch.cat(outs).float()
         if not self.guided:
@@ -113,6 +126,9 @@ def sample_pixels(denoiser: PixelDenoiser, scheduler, x: torch.Tensor, steps: in
     return x
 
 
+LATENT_UNET_WEIGHT = 4
+
+
 class LatentDenoiser:
     """The latent video UNet (diffusers UNet3DConditionModel) with batched classifier-free guidance."""
 
@@ -129,11 +145,61 @@ class LatentDenoiser:
         x_in = x.to(self.device, self.dtype)
         if self.guided:
             x_in = torch.cat([x_in, x_in])
-        out = self.unet(x_in, t, encoder_hidden_states=self.text[rows]).sample.float()
+        step = videos_per_call(self.unet, x_in, None, len(rows), weight=LATENT_UNET_WEIGHT)
+        out = torch.cat([self.unet(x_in[s:s + step], t, encoder_hidden_states=self.text[rows[s:s + step]]).sample
+                         for s in range(0, len(rows), step)]).float()
         if not self.guided:
             return out
         neg, pos = out.chunk(2)
         return neg + self.guidance * (pos - neg)
+
+
+def frame_windows(frames: int, window: int, overlap: int) -> list[slice]:
+    """Windows of `window` frames overlapping by `overlap`, the last one aligned to the end."""
+    if frames <= window:
+        return [slice(0, frames)]
+    stride = window - overlap
+    starts = list(range(0, frames - window + 1, stride))
+    if starts[-1] + window < frames:
+        starts.append(frames - window)
+    return [slice(s, s + window) for s in starts]
+
+
+def blend_weights(length: int, ramp_in: int, ramp_out: int) -> torch.Tensor:
+    """Per-frame weights of one window: linear ramps over its overlaps, 1 elsewhere (never 0)."""
+    w = torch.ones(length)
+    if ramp_in:
+        w[:ramp_in] = torch.arange(1, ramp_in + 1, dtype=torch.float32) / (ramp_in + 1)
+    if ramp_out:
+        w[length - ramp_out:] = torch.minimum(
+            w[length - ramp_out:], torch.arange(ramp_out, 0, -1, dtype=torch.float32) / (ramp_out + 1))
+    return w
+
+
+class WindowedDenoiser:
+    """Evaluates a latent denoiser over overlapping frame windows and blends the predictions.
+
+    Each window sees only its frames, so the UNet's memory is set by the window, not by the video;
+    in overlaps the predictions are mixed with linear ramps, so there is no seam between windows.
+    """
+
+    def __init__(self, denoiser: Callable[[torch.Tensor, int], torch.Tensor], window: int, overlap: int):
+        self.denoiser, self.window, self.overlap = denoiser, window, overlap
+
+    def __call__(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        frames = x.shape[2]
+        windows = frame_windows(frames, self.window, self.overlap)
+        if len(windows) == 1:
+            return self.denoiser(x, t)
+        total = torch.zeros_like(x)
+        weight = torch.zeros(frames, dtype=x.dtype, device=x.device)
+        for i, win in enumerate(windows):
+            ramp_in = windows[i - 1].stop - win.start if i > 0 else 0
+            ramp_out = win.stop - windows[i + 1].start if i + 1 < len(windows) else 0
+            w = blend_weights(win.stop - win.start, ramp_in, ramp_out).to(x.device, x.dtype)
+            total[:, :, win] += self.denoiser(x[:, :, win], t).to(x.dtype) * w[:, None, None]
+            weight[win] += w
+        return total / weight[:, None, None]
 
 
 def sample_latents(denoiser: Callable[[torch.Tensor, int], torch.Tensor], scheduler, x: torch.Tensor,

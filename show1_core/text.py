@@ -128,3 +128,76 @@ def encode_prompt(encoder: TextEncoder, prompt: str, negative_prompt: str = "",
         texts = [prompt, negative_prompt or ""]
     out = encode(encoder, texts)
     return PromptEmbeddings(out.embeds[:1], out.embeds[1:], encoder.kind)
+
+
+@dataclass
+class TextConditioning:
+    """What one prompt gives the stages: T5 embeddings (pixel stages) and/or CLIP embeddings (latent
+    stage), with the texts they came from."""
+
+    prompt: str
+    t5: PromptEmbeddings | None = None
+    clip: PromptEmbeddings | None = None
+    negative_prompt: str = ""
+    pixel_negative_prompt: str = ""
+    clean_caption: bool = False
+
+    def require(self, encoder: str, who: str) -> PromptEmbeddings:
+        found = self.t5 if encoder == "t5" else self.clip
+        if found is None:
+            where = "show-1-base (T5)" if encoder == "t5" else "show-1-sr2 (CLIP)"
+            raise ModelLoadError(f"{who} needs {encoder.upper()} embeddings, but this conditioning has none; load the "
+                                 f"{where} text encoder in Show1TextEncoderLoader and encode the prompt again")
+        return found
+
+
+def encode_conditioning(t5: TextEncoder | None, clip: TextEncoder | None, prompt: str, negative_prompt: str = "",
+                        pixel_negative_prompt: str = "", clean_caption: bool = False) -> TextConditioning:
+    """Encode a prompt with whichever encoders are given. As in the published cascade, the pixel
+    stages take `pixel_negative_prompt` (empty there) and the latent stage `negative_prompt`."""
+    if t5 is None and clip is None:
+        raise ModelLoadError("no text encoder given: load T5 (show-1-base) and/or CLIP (show-1-sr2)")
+    return TextConditioning(
+        prompt=prompt, negative_prompt=negative_prompt, pixel_negative_prompt=pixel_negative_prompt,
+        clean_caption=clean_caption,
+        t5=encode_prompt(t5, prompt, pixel_negative_prompt, clean_caption) if t5 is not None else None,
+        clip=encode_prompt(clip, prompt, negative_prompt) if clip is not None else None)
+
+
+def save_conditioning(cond: TextConditioning, path: str | Path) -> Path:
+    """Write embeddings and their texts to a safetensors file (written whole, then renamed)."""
+    import os
+
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tensors = {}
+    for name in ("t5", "clip"):
+        emb = getattr(cond, name)
+        if emb is not None:
+            tensors[f"{name}.positive"] = emb.positive.contiguous()
+            tensors[f"{name}.negative"] = emb.negative.contiguous()
+    meta = {"format": "show1-embeddings", "prompt": cond.prompt, "negative_prompt": cond.negative_prompt,
+            "pixel_negative_prompt": cond.pixel_negative_prompt, "clean_caption": str(cond.clean_caption)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+    return path
+
+
+def load_conditioning(path: str | Path) -> TextConditioning:
+    from safetensors import safe_open
+
+    path = Path(path)
+    check_file(path)
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        if meta.get("format") != "show1-embeddings":
+            raise ModelLoadError(f"{path} is not a Show-1 embeddings file (save one with Show1SaveEmbeds)")
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    found = {name: PromptEmbeddings(tensors[f"{name}.positive"], tensors[f"{name}.negative"], name)
+             for name in ("t5", "clip") if f"{name}.positive" in tensors}
+    return TextConditioning(prompt=meta.get("prompt", ""), negative_prompt=meta.get("negative_prompt", ""),
+                            pixel_negative_prompt=meta.get("pixel_negative_prompt", ""),
+                            clean_caption=meta.get("clean_caption") == "True", **found)

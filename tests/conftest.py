@@ -58,3 +58,19 @@ def demo(demo_root):
         "t5": load_text_encoder(demo_root / STAGE_FOLDERS[StageKind.BASE]),
         "clip": load_text_encoder(demo_root / STAGE_FOLDERS[StageKind.SR2]),
     }
+
+
+@pytest.fixture(scope="session")
+def pack(demo_root, tmp_path_factory):
+    """The pack imported as ComfyUI imports it (a package from its folder), without ComfyUI, with the
+    demo stage folders as its models/show1."""
+    import os
+
+    os.environ["SHOW1_MODELS_DIR"] = str(demo_root)
+    os.environ["SHOW1_OUTPUT_DIR"] = str(tmp_path_factory.mktemp("comfy_output"))
+    spec = importlib.util.spec_from_file_location("comfyui_show1", ROOT / "__init__.py",
+                                                  submodule_search_locations=[str(ROOT)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["comfyui_show1"] = module
+    spec.loader.exec_module(module)
+    return module

@@ -98,8 +98,8 @@ class TemporalTransformer(nn.Module):
     """Attention across the frames of each pixel (diffusers/Show-1 `TransformerTemporalModel`).
 
     Every (video, pixel) sequence is independent once the input is normalised, so the projection
-    in, the transformer block and the projection out run over chunks of sequences: the peak memory
-    is set by the chunk, not by the video's size.
+    in, the transformer block and the projection out run over chunks of image rows: the peak memory
+    is set by the chunk, not by the video's size. Frames are channels-last (B, F, H, W, C) memory.
     """
 
     def __init__(self, heads: int, head_dim: int, channels: int, groups: int, num_layers: int = 1):
@@ -116,18 +116,19 @@ class TemporalTransformer(nn.Module):
     def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
         bf, c, h, w = x.shape
         b = bf // num_frames
-        video = x.view(b, num_frames, c, h, w).transpose(1, 2)
-        normed = self.norm(video)  # statistics over all frames of each video
-        seq = normed.permute(0, 3, 4, 2, 1).reshape(b * h * w, num_frames, c)
-        out = torch.empty_like(seq)
-        # widest temporary per row: the GEGLU projection, 8 x inner per frame
-        for rows in row_chunks(seq.shape[0], num_frames * self.inner * 8):
-            hid = self.proj_in(seq[rows])
+        frames = x.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1)  # (B*F, H, W, C) memory
+        normed = self.norm(frames.reshape(b, num_frames * h, w, c).permute(0, 3, 1, 2))  # stats over all frames
+        normed = normed.permute(0, 2, 3, 1).reshape(b, num_frames, h, w, c)
+        out = torch.empty_like(normed)
+        per_row = num_frames * w * self.inner * 8  # widest temporary: the GEGLU projection
+        for rows in row_chunks(h, b * per_row):
+            part = normed[:, :, rows].permute(0, 2, 3, 1, 4).reshape(-1, num_frames, c)  # (b*rows*w, F, C)
+            hid = self.proj_in(part)
             for block in self.transformer_blocks:
                 hid = block(hid)
-            out[rows] = self.proj_out(hid)
-        out = out.view(b, h, w, num_frames, c).permute(0, 3, 4, 1, 2).reshape(bf, c, h, w)
-        return out + x
+            hid = self.proj_out(hid).view(b, rows.stop - rows.start, w, num_frames, c)
+            out[:, :, rows] = hid.permute(0, 3, 1, 2, 4)
+        return x + out.reshape(bf, h, w, c).permute(0, 3, 1, 2)
 
 
 class SimpleCrossAttention(nn.Module):
@@ -164,11 +165,12 @@ class SimpleCrossAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
         n, c, h, w = x.shape
-        tokens = self.group_norm(x).flatten(2).transpose(1, 2)
+        x = x.contiguous(memory_format=torch.channels_last)
+        tokens = self.group_norm(x).permute(0, 2, 3, 1).reshape(n, h * w, c)  # free view in channels-last
         q = split_heads(self.to_q(tokens), self.heads)
         k, v = self.text_keys(context, num_frames)
         if not self.only_cross_attention:
             k = torch.cat([k, split_heads(self.to_k(tokens), self.heads)], dim=2)
             v = torch.cat([v, split_heads(self.to_v(tokens), self.heads)], dim=2)
         out = self.to_out[0](merge_heads(F.scaled_dot_product_attention(q, k, v)))
-        return out.transpose(1, 2).reshape(n, c, h, w) + x
+        return out.view(n, h, w, c).permute(0, 3, 1, 2) + x

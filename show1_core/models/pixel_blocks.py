@@ -143,7 +143,10 @@ class TemporalConv(nn.Module):
     """ModelScope temporal convolution: four GroupNorm-SiLU-Conv3d(3,1,1) stages and a residual.
 
     The checkpoints' layout (`conv1.0`, `conv1.2`, `conv2.0`, `conv2.3`, ...) keeps the dropout slots
-    of the training code; inference runs in eval mode, where they do nothing.
+    of the training code; inference runs in eval mode, where they do nothing. Frames are kept in the
+    channels-last layout (B, F, H, W, C) of the UNet, so each stage runs on free views: the norm as a
+    4-D GroupNorm over (B, C, F*H, W) and the (3, 1, 1) convolution as a (3, 1) conv2d over
+    (B, C, F, H*W).
     """
 
     def __init__(self, channels: int):
@@ -163,9 +166,28 @@ class TemporalConv(nn.Module):
 
     def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
         bf, c, h, w = x.shape
-        video = x.view(bf // num_frames, num_frames, c, h, w).transpose(1, 2)
-        out = self.conv4(self.conv3(self.conv2(self.conv1(video))))
-        return x + out.transpose(1, 2).reshape(bf, c, h, w)
+        b = bf // num_frames
+        frames = channels_last_frames(x)  # (B, F, H, W, C) memory
+        out = frames
+        for stage in (self.conv1, self.conv2, self.conv3, self.conv4):
+            norm, conv = stage[0], stage[-1]
+            v = out.reshape(b, num_frames * h, w, c).permute(0, 3, 1, 2)  # (B, C, F*H, W) channels-last
+            v = F.silu(F.group_norm(v, norm.num_groups, norm.weight, norm.bias, norm.eps), inplace=True)
+            v = v.permute(0, 2, 3, 1).reshape(b, num_frames, h * w, c).permute(0, 3, 1, 2)  # (B, C, F, H*W)
+            v = F.conv2d(v, conv.weight.squeeze(-1), conv.bias, padding=(1, 0))
+            out = v.permute(0, 2, 3, 1)  # (B, F, H*W, C) memory
+        return x + from_frames(out.reshape(b, num_frames, h, w, c))
+
+
+def channels_last_frames(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) channels-last frames -> the same memory as an (N, H, W, C) tensor."""
+    return x.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1)
+
+
+def from_frames(frames: torch.Tensor) -> torch.Tensor:
+    """(B, F, H, W, C) -> (B*F, C, H, W) channels-last."""
+    b, f, h, w, c = frames.shape
+    return frames.reshape(b * f, h, w, c).permute(0, 3, 1, 2)
 
 
 class BlockSettings:

@@ -208,6 +208,13 @@ class PixelUNet(nn.Module):
         pad = (c.conv_out_kernel - 1) // 2
         self.conv_out = nn.Conv2d(ch0, c.out_channels, c.conv_out_kernel, padding=pad)
 
+    def use_channels_last(self) -> "PixelUNet":
+        """Store conv weights channels-last, the layout the blocks compute in (faster CPU convolutions)."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last)
+        return self
+
     @property
     def size_multiple(self) -> int:
         """Height and width must be multiples of this (one halving per down block but the last)."""
@@ -258,7 +265,7 @@ class PixelUNet(nn.Module):
         emb = emb.repeat_interleave(frames, dim=0)
         context = text.context
 
-        x = sample.transpose(1, 2).reshape(b * frames, -1, h, w)
+        x = sample.transpose(1, 2).reshape(b * frames, -1, h, w).contiguous(memory_format=torch.channels_last)
         x = self.conv_in(x)
         if self.config.transfromer_in_opt:
             x = self.transformer_in(x, frames)

@@ -1,0 +1,201 @@
+"""Run the benchmark workload of a spec (../shared/bench/spec.json) through show1_core.
+
+    python benchmarks/bench.py --spec ../shared/bench/spec.json --models ../shared/fixtures/parity/models \
+        [--repeat N] [--device cpu|cuda] [--dtype fp32|fp16|bf16] [--stage NAME] [--keyframes K]
+
+Whole-cascade mode runs one untimed warm-up (the spec's warm-up step counts), then `--repeat` timed
+cascades, timing every stage with perf_counter around its call (glue included). `--stage` runs one
+stage alone on random inputs of the spec's shapes (its own process gives its own peak memory);
+`--keyframes` changes the interpolation input's keyframe count in that mode. The last line printed
+is one JSON object: {"stages": {name: {"seconds", "unet_calls", ...}}, "cascade_seconds",
+"peak_rss_mib", "peak_vram_mib", ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from show1_core.loading import load_stage, load_vae  # noqa: E402
+from show1_core.memory import Offload, default_placement, tune_cpu_allocator  # noqa: E402
+from show1_core.stages import generate_keyframes, interpolate_keyframes, latent_super_resolve, \
+    super_resolve_pixels, upscale_first_frame  # noqa: E402
+from show1_core.text import PromptEmbeddings, encode_prompt, load_text_encoder  # noqa: E402
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class CallCounter:
+    """Counts forward calls of the UNets (one guided batch = one call)."""
+
+    def __init__(self, modules):
+        self.calls = 0
+        for m in modules:
+            m.register_forward_hook(self.hook)
+
+    def hook(self, *_):
+        self.calls += 1
+
+
+class Workload:
+    def __init__(self, spec: dict, models: Path, device: torch.device, dtype: torch.dtype):
+        self.spec, self.device, self.dtype = spec, device, dtype
+        folder = {role: models / entry["folder"] for role, entry in spec["models"].items() if isinstance(entry, dict)}
+        load = dict(dtype=dtype, device=device)
+        self.t5 = load_text_encoder(folder["text_encoder_and_keyframes"], **load)
+        self.base = load_stage(folder["text_encoder_and_keyframes"], **load)
+        self.interp = load_stage(folder["interpolation"], **load)
+        self.if_ii = load_stage(folder["if_ii"], **load)
+        self.sr1 = load_stage(folder["sr1"], **load)
+        self.sr2 = load_stage(folder["sr2"], **load)
+        self.vae = load_vae(folder["sr2"], **load)
+        self.clip = load_text_encoder(folder["sr2"], **load)
+        self.placement = default_placement(device, Offload.KEEP)
+        self.counters = {name: CallCounter([stage.unet]) for name, stage in
+                         (("keyframes", self.base), ("interpolation", self.interp), ("if_ii_first_frame", self.if_ii),
+                          ("sr1", self.sr1), ("sr2", self.sr2))}
+
+    def steps(self, stage: str, warmup: bool) -> int:
+        return self.spec["warmup"]["num_inference_steps"][stage] if warmup else \
+            self.spec["stages"][stage]["num_inference_steps"]
+
+    def run_stage(self, name: str, inputs: dict, warmup: bool = False):
+        s, seed, p = self.spec["stages"].get(name, {}), self.spec["seed"], self.placement
+        if name == "text_encode":
+            return {"t5": encode_prompt(self.t5, self.spec["prompt"], "")}
+        if name == "keyframes":
+            return {"video": generate_keyframes(self.base, inputs["t5"], s["num_frames"], s["height"], s["width"],
+                                                self.steps(name, warmup), s["guidance_scale"], seed, placement=p)}
+        if name == "interpolation":
+            return {"video": interpolate_keyframes(self.interp, inputs["t5"], inputs["video"], self.steps(name, warmup),
+                                                   s["guidance_scale"], seed, placement=p)}
+        if name == "if_ii_first_frame":
+            first = upscale_first_frame(self.if_ii, inputs["t5"], inputs["video"][:, :, 0], s["height"], s["width"],
+                                        self.steps(name, warmup), s["guidance_scale"], s["noise_level"], seed,
+                                        placement=p)
+            return {"first_frame": first, "video": inputs["video"]}
+        if name == "sr1":
+            return {"video": super_resolve_pixels(
+                self.sr1, inputs["t5"], inputs["video"], s["height"], s["width"], self.steps(name, warmup),
+                s["guidance_scale"], s["noise_level"], seed, first_frame=inputs["first_frame"],
+                window=s["window_size"], stride=s["stride"], placement=p)}
+        if name == "sr2":
+            clip = encode_prompt(self.clip, self.spec["prompt"], self.spec["negative_prompt"])
+            return {"video": latent_super_resolve(self.sr2, self.vae, clip, inputs["video"], s["height"], s["width"],
+                                                  s["strength"], self.steps(name, warmup), s["guidance_scale"], seed,
+                                                  placement=p)}
+        raise ValueError(name)
+
+    def cascade(self, warmup: bool = False) -> dict[str, float]:
+        times, state = {}, {}
+        for name in self.spec["stage_order"]:
+            sync(self.device)
+            start = time.perf_counter()
+            state.update(self.run_stage(name, state, warmup))
+            sync(self.device)
+            times[name] = time.perf_counter() - start
+        return times
+
+    def alone_inputs(self, name: str, keyframes: int | None) -> dict:
+        """Random inputs of the spec's shapes for one stage (stage_alone_inputs)."""
+        g = torch.Generator().manual_seed(self.spec["stage_alone_inputs"]["input_seed"])
+        d = self.t5.width
+        t5 = PromptEmbeddings(torch.randn(1, 77, d, generator=g), torch.randn(1, 77, d, generator=g), "t5")
+
+        def video(*shape):
+            return torch.rand(shape, generator=g) * 2 - 1
+
+        kf, interp, sr1 = self.spec["stages"]["keyframes"], self.spec["stages"]["interpolation"], self.spec["stages"]["sr1"]
+        if name == "interpolation":
+            return {"t5": t5, "video": video(1, 3, keyframes or interp["input_frames"], kf["height"], kf["width"])}
+        if name in ("if_ii_first_frame", "sr1"):
+            inputs = {"t5": t5, "video": video(*sr1["input"]["shape"])}
+            if name == "sr1":
+                inputs["first_frame"] = video(1, 3, sr1["height"], sr1["width"])
+            return inputs
+        if name == "sr2":
+            return {"video": video(*self.spec["stages"]["sr2"]["input"]["shape"])}
+        return {"t5": t5}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def summary(values: list[float]) -> dict:
+    return {"seconds": round(statistics.median(values), 3), "min": round(min(values), 3), "max": round(max(values), 3)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--spec", type=Path, required=True)
+    ap.add_argument("--models", type=Path, required=True)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
+    ap.add_argument("--stage", help="run this stage alone (random inputs) instead of the cascade")
+    ap.add_argument("--keyframes", type=int, help="keyframe count of the interpolation input (with --stage)")
+    ap.add_argument("--default-allocator", action="store_true",
+                    help="leave glibc's malloc as it is (by default the CLI's CPU allocator tuning is applied)")
+    args = ap.parse_args()
+    tuned = not args.default_allocator and args.device == "cpu" and tune_cpu_allocator()
+    spec = json.loads(args.spec.read_text())
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    work = Workload(spec, args.models, device, DTYPES[args.dtype])
+    result = {"device": str(device), "dtype": args.dtype, "torch_threads": torch.get_num_threads(),
+              "torch": torch.__version__, "python": platform.python_version(), "repeat": args.repeat, "allocator_tuned": tuned,
+              "rss_after_loading_mib": round(peak_rss_mib(), 1)}
+    names = [args.stage] if args.stage else spec["stage_order"]
+    per_stage = {n: [] for n in names}
+    calls = {}
+    if args.stage:
+        inputs = work.alone_inputs(args.stage, args.keyframes)
+        work.run_stage(args.stage, inputs, warmup=True)
+        for _ in range(args.repeat):
+            before = {n: c.calls for n, c in work.counters.items()}
+            sync(device)
+            start = time.perf_counter()
+            out = work.run_stage(args.stage, inputs)
+            sync(device)
+            per_stage[args.stage].append(time.perf_counter() - start)
+            calls = {n: c.calls - before[n] for n, c in work.counters.items()}
+        result["output_shape"] = list(out["video"].shape) if "video" in out else None
+        if args.keyframes:
+            result["keyframes"] = args.keyframes
+    else:
+        work.cascade(warmup=True)
+        totals = []
+        for _ in range(args.repeat):
+            before = {n: c.calls for n, c in work.counters.items()}
+            times = work.cascade()
+            totals.append(sum(times.values()))
+            for n, t in times.items():
+                per_stage[n].append(t)
+            calls = {n: c.calls - before[n] for n, c in work.counters.items()}
+        result["cascade_seconds"] = round(statistics.median(totals), 3)
+        result["cascade_seconds_all"] = [round(t, 3) for t in totals]
+    result["stages"] = {n: {**summary(v), "unet_calls": calls.get(n, 0)} for n, v in per_stage.items()}
+    result["peak_rss_mib"] = round(peak_rss_mib(), 1)
+    result["peak_vram_mib"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1) if device.type == "cuda" else None
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

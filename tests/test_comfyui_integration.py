@@ -1,0 +1,220 @@
+"""Integration with a real ComfyUI (0.3.64) on the CPU, with the tiny demo weights.
+
+Needs COMFYUI_DIR (a ComfyUI checkout) and, optionally, COMFYUI_PYTHON (a Python with ComfyUI's
+requirements; default: this one). The pack is linked into a temporary custom_nodes folder given
+to ComfyUI through --extra-model-paths-config, next to a `show1:` models entry for the demo stage
+folders, so the checkout itself is not touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from workflows import load, problems, to_api, workflow_files
+
+COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(not COMFYUI_DIR, reason="COMFYUI_DIR is not set: no ComfyUI checkout to test against "
+                                                          "(see README, 'Integration tests')")]
+RUNNABLE = ["show1_published_cascade", "show1_hybrid_latent_interpolation", "show1_interpolate_your_images"]
+# Small sizes and step counts for the CPU: (widget, value) per node type
+SMALL = {
+    "Show1KeyframeSampler": {"num_frames": 3, "width": 24, "height": 16, "steps": 2},
+    "Show1PixelInterpolate": {"width": 24, "height": 16, "steps": 2},
+    "Show1PixelUpscale": {"scale": 4, "steps": 2, "if_ii_steps": 2},
+    "Show1VAEEncode": {"width": 96, "height": 64},
+    "Show1LatentUpscale": {"steps": 3},
+    "Show1LatentInterpolator": {"frames_between": 2, "steps": 2, "window": 4, "overlap": 1},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, root: Path, demo_root: Path):
+        self.root, self.port = root, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        for d in ("custom_nodes", "output", "input", "user", "temp"):
+            (root / d).mkdir(parents=True, exist_ok=True)
+        (root / "custom_nodes" / "ComfyUI-Show1").symlink_to(ROOT)
+        (root / "extra_model_paths.yaml").write_text(
+            f"show1_test:\n  base_path: {root}\n  custom_nodes: custom_nodes\n  show1: {demo_root}\n")
+        self.log = open(root / "server.log", "w")
+        python = os.environ.get("COMFYUI_PYTHON", sys.executable)
+        self.process = subprocess.Popen(
+            [python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port), "--output-directory",
+             str(root / "output"), "--input-directory", str(root / "input"), "--user-directory", str(root / "user"),
+             "--temp-directory", str(root / "temp"), "--database-url", "sqlite:///:memory:", "--disable-auto-launch",
+             "--disable-api-nodes", "--extra-model-paths-config", str(root / "extra_model_paths.yaml")],
+            cwd=COMFYUI_DIR, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("ComfyUI exited:\n" + self.log_text()[-4000:])
+            try:
+                self.get("/system_stats")
+                return
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.5)
+        raise RuntimeError("ComfyUI did not answer within 180 s:\n" + self.log_text()[-4000:])
+
+    def log_text(self) -> str:
+        self.log.flush()
+        return (self.root / "server.log").read_text(errors="replace")
+
+    def get(self, path: str):
+        with urllib.request.urlopen(self.url + path, timeout=30) as r:
+            return json.loads(r.read())
+
+    def post(self, path: str, body: dict):
+        request = urllib.request.Request(self.url + path, json.dumps(body).encode(), {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as r:
+                text = r.read()
+                return json.loads(text) if text else {}
+        except urllib.error.HTTPError as e:
+            raise AssertionError(f"POST {path} -> {e.code}: {e.read().decode()[:3000]}") from None
+
+    def queue(self, prompt: dict, workflow: dict | None = None) -> str:
+        answer = self.post("/prompt", {"prompt": prompt, "client_id": "show1-tests",
+                                       "extra_data": {"extra_pnginfo": {"workflow": workflow or {}}}})
+        assert not answer.get("node_errors"), answer["node_errors"]
+        return answer["prompt_id"]
+
+    def wait(self, prompt_id: str, timeout: float = 900) -> dict:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            history = self.get(f"/history/{prompt_id}")
+            if prompt_id in history and history[prompt_id]["status"].get("completed") is not None:
+                entry = history[prompt_id]
+                if entry["status"]["status_str"] in ("success", "error"):
+                    return entry
+            time.sleep(0.3)
+        raise AssertionError(f"prompt {prompt_id} did not finish in {timeout} s")
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, demo_root):
+    s = Server(tmp_path_factory.mktemp("comfyui"), demo_root)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def object_info(server):
+    return server.get("/object_info")
+
+
+def small_prompt(name: str, object_info: dict, **overrides) -> tuple[dict, dict]:
+    workflow = load(next(p for p in workflow_files() if p.stem == name))
+    prompt = to_api(workflow, object_info)
+    for node in prompt.values():
+        node["inputs"].update({**SMALL.get(node["class_type"], {}), **overrides.get(node["class_type"], {})})
+        if node["class_type"] == "SaveVideo":
+            node["inputs"]["filename_prefix"] = f"video/{name}"
+    return prompt, workflow
+
+
+def video_files(server: Server, entry: dict) -> list[Path]:
+    paths = []
+    for output in entry["outputs"].values():
+        for item in output.get("images", []) + output.get("videos", []):
+            paths.append(server.root / "output" / item.get("subfolder", "") / item["filename"])
+    return paths
+
+
+def test_every_node_registers_without_import_errors(server, object_info):
+    from test_nodes import EXPECTED_NODES
+
+    assert EXPECTED_NODES <= set(object_info)
+    ours = [line for line in server.log_text().splitlines() if "ComfyUI-Show1" in line]
+    assert ours and not any("IMPORT FAILED" in line or "Cannot import" in line for line in ours), ours
+    for name in EXPECTED_NODES:
+        assert object_info[name]["category"].startswith("Show-1/") and object_info[name]["description"]
+    choices = object_info["Show1ModelLoader"]["input"]["required"]["model"][0]
+    assert "show-1-base (base)" in choices and "IF-II-L-v1.0 (if_ii)" in choices
+    templates = server.get("/workflow_templates")
+    assert set(templates.get("ComfyUI-Show1", [])) >= set(RUNNABLE)
+
+
+@pytest.mark.parametrize("path", workflow_files(), ids=lambda p: p.stem)
+def test_workflows_are_valid_against_the_live_server(path, object_info):
+    found = problems(load(path), object_info)
+    if path.stem == "show1_sd_keyframes_to_video":  # its SD checkpoint is not on a test server
+        found = [p for p in found if "ckpt_name" not in p]
+    assert found == []
+
+
+@pytest.mark.parametrize("name", RUNNABLE)
+def test_workflow_runs_headless_and_writes_its_mp4(server, object_info, name):
+    from show1_core.video import read_mp4
+
+    prompt, workflow = small_prompt(name, object_info)
+    entry = server.wait(server.queue(prompt, workflow))
+    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[-3000:]
+    files = video_files(server, entry)
+    assert len(files) == 1 and files[0].suffix == ".mp4" and files[0].is_file()
+    frames = read_mp4(files[0])
+    expected = {"show1_published_cascade": (9, 64, 96), "show1_hybrid_latent_interpolation": (7, 64, 96),
+                "show1_interpolate_your_images": (9, 16, 24)}[name]
+    assert frames.shape[:3] == expected
+
+
+def test_cancel_stops_within_a_step_and_leaves_nothing(server, object_info):
+    import websocket  # websocket-client
+
+    ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/ws?clientId=show1-tests", timeout=600)
+    before = set((server.root / "output").rglob("*.mp4"))
+    prompt, workflow = small_prompt("show1_published_cascade", object_info,
+                                    Show1KeyframeSampler={"steps": 400, "width": 64, "height": 40})
+    prompt_id = server.queue(prompt, workflow)
+    sampler = next(k for k, n in prompt.items() if n["class_type"] == "Show1KeyframeSampler")
+    step_times, interrupted_at, interrupted = [], None, None
+    while interrupted is None:
+        message = ws.recv()
+        if not isinstance(message, str):
+            continue
+        event = json.loads(message)
+        data = event.get("data", {})
+        if event["type"] == "progress" and data.get("node") == sampler and data.get("prompt_id") == prompt_id:
+            step_times.append(time.time())
+            if data["value"] == 3 and interrupted_at is None:
+                interrupted_at = time.time()
+                threading.Thread(target=server.post, args=("/interrupt", {})).start()
+        elif event["type"] in ("execution_interrupted", "execution_error", "execution_success"):
+            if data.get("prompt_id") == prompt_id:
+                interrupted = event
+    ws.close()
+    step = (step_times[2] - step_times[0]) / 2
+    assert interrupted["type"] == "execution_interrupted", interrupted
+    assert time.time() - interrupted_at < max(2 * step, 5.0)
+    assert len([t for t in step_times if t > interrupted_at]) <= 1, "more than one step ran after Cancel"
+    assert server.get("/system_stats")["system"]
+    assert set((server.root / "output").rglob("*.mp4")) == before, "a partial video was left behind"
+    after, _ = small_prompt("show1_interpolate_your_images", object_info)
+    assert server.wait(server.queue(after))["status"]["status_str"] == "success"

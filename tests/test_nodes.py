@@ -1,0 +1,135 @@
+"""The nodes in a plain Python process (no ComfyUI): declarations, the node functions on the demo
+weights, and error messages that name the node."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+EXPECTED_NODES = {
+    "Show1ModelLoader", "Show1VAELoader", "Show1TextEncoderLoader", "Show1TextEncode", "Show1SaveEmbeds",
+    "Show1LoadEmbeds", "Show1KeyframeSampler", "Show1PixelInterpolate", "Show1PixelUpscale", "Show1VAEEncode",
+    "Show1LatentInterpolator", "Show1LatentUpscale", "Show1FrameDecode",
+}
+
+
+@pytest.fixture(scope="module")
+def nodes(pack):
+    return pack.NODE_CLASS_MAPPINGS
+
+
+def node(nodes, name):
+    return nodes[name]()
+
+
+@pytest.fixture(scope="module")
+def loaded(nodes):
+    """Every model loaded through the loader nodes."""
+    def load(choice):
+        return node(nodes, "Show1ModelLoader").run(model=choice, dtype="auto", offload="stage")[0]
+
+    encoders = node(nodes, "Show1TextEncoderLoader").run(t5_model="show-1-base (base)",
+                                                        clip_model="show-1-sr2 (sr2)", device="cpu", dtype="auto")[0]
+    cond = node(nodes, "Show1TextEncode").run(text_encoder=encoders, prompt="a lighthouse in a storm",
+                                              negative_prompt="low resolution, blur", pixel_negative_prompt="",
+                                              clean_caption=False)[0]
+    return {
+        "base": load("show-1-base (base)"), "interp": load("show-1-interpolation (interpolation)"),
+        "sr1": load("show-1-sr1 (sr1)"), "if_ii": load("IF-II-L-v1.0 (if_ii)"), "sr2": load("show-1-sr2 (sr2)"),
+        "vae": node(nodes, "Show1VAELoader").run(model="show-1-sr2 (sr2)", dtype="fp32")[0], "cond": cond,
+        "encoders": encoders,
+    }
+
+
+def test_every_node_is_declared_for_comfyui(pack, nodes):
+    assert set(nodes) == EXPECTED_NODES
+    assert set(pack.NODE_DISPLAY_NAME_MAPPINGS) == EXPECTED_NODES and pack.WEB_DIRECTORY == "./web"
+    for name, cls in nodes.items():
+        assert cls.CATEGORY.startswith("Show-1/") and cls.DESCRIPTION and cls.FUNCTION == "run", name
+        spec = cls.INPUT_TYPES()
+        for section in ("required", "optional"):
+            for input_name, (kind, options) in spec.get(section, {}).items():
+                assert options.get("tooltip"), f"{name}.{input_name} has no tooltip"
+        for attr in ("VALIDATE_INPUTS", "IS_CHANGED"):
+            if hasattr(cls, attr):
+                assert isinstance(cls.__dict__[attr], classmethod), f"{name}.{attr} must be a classmethod"
+
+
+def test_model_combo_shows_the_stage_recognised_from_configs(nodes):
+    choices = nodes["Show1ModelLoader"].INPUT_TYPES()["required"]["model"][0]
+    assert choices == sorted(["IF-II-L-v1.0 (if_ii)", "show-1-base (base)", "show-1-interpolation (interpolation)",
+                              "show-1-sr1 (sr1)", "show-1-sr2 (sr2)"])
+    assert nodes["Show1VAELoader"].INPUT_TYPES()["required"]["model"][0] == ["show-1-sr2 (sr2)"]
+    assert nodes["Show1ModelLoader"].VALIDATE_INPUTS("show-1-base") is True  # bare folder names, for API users
+    message = nodes["Show1ModelLoader"].VALIDATE_INPUTS("show-1-missing")
+    assert "'show-1-missing' is not a folder holding a Show-1 stage" in message and "download" in message
+
+
+def test_published_cascade_through_the_nodes(nodes, loaded):
+    cond = loaded["cond"]
+    keyframes, fps = node(nodes, "Show1KeyframeSampler").run(
+        model=loaded["base"], cond=cond, num_frames=3, width=24, height=16, steps=2, guidance=9.0, seed=1, fps=2.0)
+    assert keyframes.shape == (3, 16, 24, 3) and fps == 2.0
+    assert keyframes.dtype == torch.float32 and 0 <= keyframes.min() and keyframes.max() <= 1
+    frames, fps = node(nodes, "Show1PixelInterpolate").run(
+        model=loaded["interp"], cond=cond, keyframes=keyframes, width=24, height=16, resize="crop", steps=2,
+        guidance=4.0, seed=1, fps=7.5, max_windows=8)
+    assert frames.shape == (9, 16, 24, 3) and fps == 7.5
+    big = node(nodes, "Show1PixelUpscale").run(model=loaded["sr1"], cond=cond, frames=frames, scale=4, steps=2,
+                                               guidance=7.0, noise_level=250, seed=1, if_ii=loaded["if_ii"],
+                                               if_ii_steps=2)[0]
+    assert big.shape == (9, 64, 96, 3)
+    latent = node(nodes, "Show1VAEEncode").run(vae=loaded["vae"], images=big, width=96, height=64,
+                                               resize="published", posterior="sample", seed=1, tile=False)[0]
+    assert latent["samples"].shape == (1, 4, 9, 8, 12)
+    latent = node(nodes, "Show1LatentUpscale").run(model=loaded["sr2"], cond=cond, latent=latent, strength=0.8,
+                                                   steps=3, guidance=15.0, seed=1)[0]
+    video = node(nodes, "Show1FrameDecode").run(vae=loaded["vae"], latent=latent, frames_per_chunk=4, tile=False)[0]
+    assert video.shape == (9, 64, 96, 3) and 0 <= video.min() and video.max() <= 1
+
+
+def test_hybrid_route_keeps_the_keyframes(nodes, loaded):
+    photos = torch.rand(3, 50, 70, 3, generator=torch.Generator().manual_seed(0))  # another size and aspect
+    latent = node(nodes, "Show1VAEEncode").run(vae=loaded["vae"], images=photos, width=96, height=64, resize="pad",
+                                               posterior="mean", seed=0, tile=False)[0]
+    out, fps = node(nodes, "Show1LatentInterpolator").run(
+        model=loaded["sr2"], cond=loaded["cond"], keyframes=latent, frames_between=2, strength=1.0, steps=3,
+        guidance=9.0, seed=2, window=4, overlap=1, fps=8.0)
+    assert out["samples"].shape == (1, 4, 7, 8, 12) and fps == 8.0
+    assert torch.equal(out["samples"][:, :, [0, 3, 6]], latent["samples"])
+    native = {"samples": latent["samples"][0].transpose(0, 1)}  # a 4-D batch from ComfyUI's own VAEEncode
+    again = node(nodes, "Show1LatentInterpolator").run(
+        model=loaded["sr2"], cond=loaded["cond"], keyframes=native, frames_between=2, strength=1.0, steps=3,
+        guidance=9.0, seed=2, window=4, overlap=1, fps=8.0)[0]
+    assert torch.equal(again["samples"], out["samples"])
+
+
+def test_embeddings_round_trip_without_t5(nodes, loaded):
+    node(nodes, "Show1SaveEmbeds").run(cond=loaded["cond"], name="lighthouse")
+    assert "lighthouse.safetensors" in nodes["Show1LoadEmbeds"].INPUT_TYPES()["required"]["name"][0]
+    cond = node(nodes, "Show1LoadEmbeds").run(name="lighthouse.safetensors")[0]
+    assert torch.equal(cond.t5.positive, loaded["cond"].t5.positive)
+    assert torch.equal(cond.clip.negative, loaded["cond"].clip.negative)
+    assert cond.prompt == "a lighthouse in a storm" and cond.negative_prompt == "low resolution, blur"
+    assert "letters, digits" in nodes["Show1SaveEmbeds"].VALIDATE_INPUTS("../escape")
+
+
+def test_errors_name_the_node_the_input_and_the_fix(pack, nodes, loaded):
+    error = pack.nodes.common.Show1NodeError
+    with pytest.raises(error, match=r"^Show1KeyframeSampler: model: got pixel interpolation .*needs keyframes "
+                                    r"\(show-1-base\); load that stage folder instead"):
+        node(nodes, "Show1KeyframeSampler").run(model=loaded["interp"], cond=loaded["cond"], num_frames=2, width=24,
+                                                height=16, steps=1, guidance=9.0, seed=0, fps=2.0)
+    clip_only = node(nodes, "Show1TextEncode").run(
+        text_encoder=pack.nodes.common.Show1TextEncoders(None, loaded["encoders"].clip), prompt="x",
+        negative_prompt="", pixel_negative_prompt="", clean_caption=False)[0]
+    with pytest.raises(error, match=r"^Show1PixelInterpolate: pixel interpolation needs T5 embeddings.*load the "
+                                    r"show-1-base \(T5\) text encoder"):
+        node(nodes, "Show1PixelInterpolate").run(model=loaded["interp"], cond=clip_only,
+                                                 keyframes=torch.rand(2, 16, 24, 3), width=24, height=16,
+                                                 resize="crop", steps=1, guidance=4.0, seed=0, fps=7.5, max_windows=8)
+    with pytest.raises(error, match=r"^Show1FrameDecode: latent: 16-channel latents; .*Show1VAEEncode"):
+        node(nodes, "Show1FrameDecode").run(vae=loaded["vae"], latent={"samples": torch.zeros(1, 16, 2, 8, 8)},
+                                            frames_per_chunk=8, tile=False)
+    assert "overlap (4) must be smaller than window (4)" in nodes["Show1LatentInterpolator"].VALIDATE_INPUTS(4, 4)
+    assert "choose a T5" in nodes["Show1TextEncoderLoader"].VALIDATE_INPUTS("none", "none")

@@ -1,0 +1,148 @@
+"""Stage behaviour on the demo weights: noise reproduction, window coverage, progress and cancel."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from show1_core.cascade import CascadeModels, CascadeSettings, run_cascade
+from show1_core.loading import StageKind
+from show1_core.memory import DevicePlacement, Offload
+from show1_core.stages import generate_keyframes, interpolate_keyframes, super_resolve_pixels, vae_decode, \
+    vae_encode, window_starts
+from show1_core.text import encode_prompt
+
+
+@pytest.fixture(scope="module")
+def t5(demo):
+    return encode_prompt(demo["t5"], "a red car on a road")
+
+
+def keyframes(k, h=8, w=12, seed=0):
+    return torch.rand(1, 3, k, h, w, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def test_window_starts_cover_every_frame_and_keep_the_published_ones():
+    assert window_starts(29) == [0, 7, 14, 21]
+    assert window_starts(30) == [0, 7, 14, 21, 22]
+    assert window_starts(5) == [0]
+    for frames in range(1, 70):
+        covered = set()
+        for s in window_starts(frames):
+            covered.update(range(s, min(s + 8, frames)))
+        assert covered == set(range(frames)), frames
+
+
+def test_sr1_leaves_no_black_frames_where_the_published_loop_would(demo, t5):
+    video = keyframes(10)
+    out = super_resolve_pixels(demo[StageKind.SR1], t5, video, steps=2, seed=1)
+    assert out.shape == (1, 3, 10, 32, 48)
+    assert all(out[:, :, f].abs().amax() > 0.01 for f in range(10))
+
+
+def test_batched_windows_reproduce_one_call_per_window(demo, t5):
+    """Every window of the batch sees the noise the published per-window calls draw."""
+    interp = demo[StageKind.INTERPOLATION]
+    kf = keyframes(3)
+    together = interpolate_keyframes(interp, t5, kf, steps=3, seed=7)
+    first = interpolate_keyframes(interp, t5, kf[:, :, 0:2], steps=3, seed=7)
+    second = interpolate_keyframes(interp, t5, kf[:, :, 1:3], steps=3, seed=7)
+    assert together.shape == (1, 3, 9, 8, 12)
+    assert torch.allclose(together[:, :, 0:4], first[:, :, 0:4], atol=1e-5)
+    assert torch.allclose(together[:, :, 4:9], second, atol=1e-5)
+    chunked = interpolate_keyframes(interp, t5, kf, steps=3, seed=7, max_windows=1)
+    assert torch.allclose(together, chunked, atol=1e-5)
+
+
+def test_keyframes_are_seeded_and_in_range(demo, t5):
+    base = demo[StageKind.BASE]
+    a = generate_keyframes(base, t5, 3, 16, 24, steps=3, seed=5)
+    b = generate_keyframes(base, t5, 3, 16, 24, steps=3, seed=5)
+    c = generate_keyframes(base, t5, 3, 16, 24, steps=3, seed=6)
+    assert a.shape == (1, 3, 3, 16, 24) and a.dtype == torch.float32 and a.device.type == "cpu"
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+    assert a.abs().max() <= 1.0 + 1e-6  # the last step returns the thresholded x0
+
+
+def test_progress_reports_every_step(demo, t5):
+    events = []
+    generate_keyframes(demo[StageKind.BASE], t5, 2, 16, 16, steps=4, callback=events.append)
+    assert [(e.stage, e.step, e.total) for e in events] == [("keyframes", i, 4) for i in range(1, 5)]
+    assert events[-1].preview.shape == (1, 3, 2, 16, 16) and events[-1].fraction == 1.0
+
+
+def test_sr1_progress_spans_if_ii_and_windows(demo, t5):
+    events = []
+    super_resolve_pixels(demo[StageKind.SR1], t5, keyframes(9), steps=2, if_ii=demo[StageKind.IF_II], if_ii_steps=3,
+                         callback=events.append)
+    assert [e.step for e in events] == list(range(1, 3 + 2 * 2 + 1)) and events[0].total == 7
+
+
+class Cancelled(Exception):
+    pass
+
+
+def test_cancel_stops_within_one_step(demo, t5):
+    unet = demo[StageKind.BASE].unet
+    calls = []
+    handle = unet.register_forward_hook(lambda *a: calls.append(1))
+    done = []
+
+    def check_cancel():
+        if len(done) >= 2:
+            raise Cancelled
+
+    try:
+        with pytest.raises(Cancelled):
+            generate_keyframes(demo[StageKind.BASE], t5, 2, 16, 16, steps=10, callback=done.append,
+                               check_cancel=check_cancel)
+    finally:
+        handle.remove()
+    assert len(calls) == 2
+
+
+def test_offload_policies_move_models_as_promised():
+    class Spy(torch.nn.Linear):
+        def __init__(self):
+            super().__init__(1, 1)
+            self.moves = []
+
+        def to(self, device, *args, **kwargs):
+            self.moves.append(str(device))
+            return self
+
+    expected = {Offload.KEEP: ["cpu", "cpu", "cpu"], Offload.STAGE: ["cpu", "cpu", "cpu", "meta"],
+                Offload.WINDOW: ["cpu", "cpu", "meta", "cpu", "meta", "meta"]}
+    for policy, moves in expected.items():
+        spy = Spy()
+        place = DevicePlacement("cpu", "meta", policy)
+        with place.use(spy):  # a stage with two windows
+            for _ in range(2):
+                with place.use(spy, scope=Offload.WINDOW):
+                    pass
+        assert spy.moves == moves, policy
+
+
+def test_vae_chunks_do_not_change_the_result(demo):
+    video = keyframes(5, 32, 48)
+    whole = vae_encode(demo["vae"], video, chunk=8)
+    sliced = vae_encode(demo["vae"], video, chunk=2)
+    assert whole.shape == (1, 4, 5, 4, 6) and torch.allclose(whole, sliced, atol=1e-5)
+    sampled = vae_encode(demo["vae"], video, seed=3)
+    assert torch.equal(sampled, vae_encode(demo["vae"], video, seed=3)) and not torch.equal(sampled, whole)
+    decoded = vae_decode(demo["vae"], whole, chunk=3)
+    assert decoded.shape == (1, 3, 5, 32, 48) and torch.allclose(decoded, vae_decode(demo["vae"], whole), atol=1e-5)
+
+
+def test_cascade_records_every_stage(demo):
+    models = CascadeModels(t5=demo["t5"], base=demo[StageKind.BASE], interpolation=demo[StageKind.INTERPOLATION],
+                           sr1=demo[StageKind.SR1], if_ii=demo[StageKind.IF_II])
+    settings = CascadeSettings(num_frames=3, height=8, width=12, keyframe_steps=2, interp_steps=2, if_ii_steps=2,
+                               sr1_steps=2)
+    seen = {}
+    video = run_cascade(models, "a boat", seed=1, settings=settings, last_stage="sr1",
+                        record=lambda name, t: seen.__setitem__(name, tuple(t.shape)))
+    assert video.shape == (1, 3, 9, 32, 48)
+    assert seen["base_video"] == (1, 3, 3, 8, 12) and seen["interp_video"] == (1, 3, 9, 8, 12)
+    assert seen["sr1_video"] == (1, 3, 9, 32, 48) and seen["if_ii_first_frame"] == (1, 3, 32, 48)
+    assert "sr2_video" not in seen

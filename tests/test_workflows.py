@@ -1,0 +1,77 @@
+"""Every example workflow against the registered nodes: node types exist, widget values are valid,
+links connect matching types; each has a thumbnail. Built-in ComfyUI nodes are checked against the
+node definitions ComfyUI 0.3.64 serves (recorded in tests/data); the integration test re-checks
+against a live server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from workflows import load, problems, to_api, workflow_files
+
+BUILTIN = Path(__file__).parent / "data" / "comfyui_0.3.64_object_info.json"
+
+
+def pack_object_info(pack) -> dict:
+    """/object_info entries of the pack's nodes, as ComfyUI builds them from INPUT_TYPES."""
+    info = {}
+    for name, cls in pack.NODE_CLASS_MAPPINGS.items():
+        spec = cls.INPUT_TYPES()
+        info[name] = {"input": {k: {n: list(v) for n, v in spec.get(k, {}).items()} for k in ("required", "optional")},
+                      "output": list(cls.RETURN_TYPES), "output_node": getattr(cls, "OUTPUT_NODE", False)}
+    return info
+
+
+@pytest.fixture(scope="module")
+def object_info(pack):
+    return {**json.loads(BUILTIN.read_text()), **pack_object_info(pack)}
+
+
+def test_the_four_workflows_are_there():
+    names = {p.stem for p in workflow_files()}
+    assert names == {"show1_published_cascade", "show1_hybrid_latent_interpolation",
+                     "show1_interpolate_your_images", "show1_sd_keyframes_to_video"}
+
+
+@pytest.mark.parametrize("path", workflow_files(), ids=lambda p: p.stem)
+def test_workflow_is_valid(path, object_info):
+    workflow = load(path)
+    assert workflow.get("version") == 0.4 and "nodes" in workflow and "links" in workflow
+    found = problems(workflow, object_info)
+    if path.stem == "show1_sd_keyframes_to_video":  # it names an SD checkpoint, which no test machine has
+        found = [p for p in found if "ckpt_name" not in p]
+    assert found == []
+    assert path.with_suffix(".jpg").is_file(), "ComfyUI shows <name>.jpg as the template's thumbnail"
+    prompt = to_api(workflow, object_info)
+    assert any(n["class_type"] == "SaveVideo" for n in prompt.values())
+
+
+def test_published_cascade_is_the_published_chain(object_info):
+    workflow = load(Path(workflow_files()[0]).parent / "show1_published_cascade.json")
+    prompt = to_api(workflow, object_info)
+    by_type = {n["class_type"]: n["inputs"] for n in prompt.values() if n["class_type"] != "Show1ModelLoader"}
+    kf = by_type["Show1KeyframeSampler"]
+    assert {k: kf[k] for k in ("num_frames", "width", "height", "steps", "guidance", "seed")} == {
+        "num_frames": 8, "width": 64, "height": 40, "steps": 75, "guidance": 9.0, "seed": 345}
+    assert (by_type["Show1PixelInterpolate"]["steps"], by_type["Show1PixelInterpolate"]["guidance"]) == (75, 4.0)
+    assert (by_type["Show1PixelUpscale"]["steps"], by_type["Show1PixelUpscale"]["noise_level"]) == (125, 250)
+    assert by_type["Show1PixelUpscale"]["if_ii"][0] in prompt
+    assert by_type["Show1VAEEncode"]["resize"] == "published"
+    assert (by_type["Show1VAEEncode"]["width"], by_type["Show1VAEEncode"]["height"]) == (576, 320)
+    assert (by_type["Show1LatentUpscale"]["strength"], by_type["Show1LatentUpscale"]["steps"]) == (0.8, 50)
+    models = sorted(n["inputs"]["model"] for n in prompt.values() if n["class_type"] == "Show1ModelLoader")
+    assert models == ["IF-II-L-v1.0 (if_ii)", "show-1-base (base)", "show-1-interpolation (interpolation)",
+                      "show-1-sr1 (sr1)", "show-1-sr2 (sr2)"]
+
+
+def test_a_wrong_workflow_is_caught(object_info):
+    workflow = load(workflow_files()[0])
+    broken = json.loads(json.dumps(workflow))
+    sampler = next(n for n in broken["nodes"] if n["type"] == "Show1KeyframeSampler")
+    sampler["widgets_values"][0] = 1000  # num_frames above its maximum
+    broken["links"][0][5] = "IMAGE"
+    found = problems(broken, object_info)
+    assert any("num_frames: 1000 outside" in p for p in found) and any("is not IMAGE" in p for p in found)
