@@ -55,6 +55,18 @@ def test_every_node_is_declared_for_comfyui(pack, nodes):
                 assert isinstance(cls.__dict__[attr], classmethod), f"{name}.{attr} must be a classmethod"
 
 
+def test_root_module_imports_outside_a_package():
+    """pytest imports the root __init__.py as a lone module when the checkout's folder name is no Python
+    identifier (e.g. `ci-check`); that must not fail."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("__init__", Path(__file__).parents[1] / "__init__.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.NODE_CLASS_MAPPINGS == {} and module.WEB_DIRECTORY == "./web"
+
+
 def test_model_combo_shows_the_stage_recognised_from_configs(nodes):
     choices = nodes["Show1ModelLoader"].INPUT_TYPES()["required"]["model"][0]
     assert choices == sorted(["IF-II-L-v1.0 (if_ii)", "show-1-base (base)", "show-1-interpolation (interpolation)",
