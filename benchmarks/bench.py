@@ -6,7 +6,8 @@
 Whole-cascade mode runs one untimed warm-up (the spec's warm-up step counts), then `--repeat` timed
 cascades, timing every stage with perf_counter around its call (glue included). `--stage` runs one
 stage alone on random inputs of the spec's shapes (its own process gives its own peak memory);
-`--keyframes` changes the interpolation input's keyframe count in that mode. The last line printed
+`--keyframes` changes the interpolation input's keyframe count in that mode, and `--profile` adds
+where that stage's CPU time goes, by kind of operation. The last line printed
 is one JSON object: {"stages": {name: {"seconds", "unet_calls", ...}}, "cascade_seconds",
 "peak_rss_mib", "peak_vram_mib", ...}.
 """
@@ -33,6 +34,41 @@ from show1_core.stages import generate_keyframes, interpolate_keyframes, latent_
 from show1_core.text import PromptEmbeddings, encode_prompt, load_text_encoder  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+PROFILE_KINDS = (  # first match wins; op names of torch's CPU kernels
+    ("attention", ("scaled_dot_product", "flash_attention", "bmm", "softmax")),
+    ("temporal convolution", ()),  # convolutions whose kernel is (3, 1): see op_kind
+    ("convolution", ("convolution", "conv2d", "conv3d")),
+    ("linear (feed-forward, projections)", ("addmm", "aten::mm", "linear", "matmul")),
+    ("norms", ("group_norm", "layer_norm")),
+    ("activations", ("gelu", "silu", "sigmoid")),
+    ("copies and layout", ("copy_", "clone", "contiguous", "aten::cat", "permute", "empty", "zeros", "aten::to", "_to_copy")),
+    ("elementwise", ("add", "mul", "div", "sub", "clamp", "quantile", "sort", "abs", "exp", "sqrt", "randn")),
+)
+
+
+def op_kind(name: str, shapes: list) -> str:
+    if "conv" in name and len(shapes) > 1 and list(shapes[1][-2:]) == [3, 1]:
+        return "temporal convolution"
+    for kind, keys in PROFILE_KINDS:
+        if any(k in name for k in keys):
+            return kind
+    return "other"
+
+
+def profile_shares(run) -> dict[str, float]:
+    """Self CPU time of the innermost operators of `run()`, grouped by kind, as shares of the total."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        run()
+    totals: dict[str, float] = {}
+    for event in prof.key_averages(group_by_input_shape=True):
+        kind = op_kind(event.key, event.input_shapes or [])
+        totals[kind] = totals.get(kind, 0.0) + event.self_cpu_time_total
+    whole = sum(totals.values()) or 1.0
+    return {k: round(v / whole, 3) for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}
 
 
 def peak_rss_mib() -> float:
@@ -150,6 +186,7 @@ def main() -> None:
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     ap.add_argument("--stage", help="run this stage alone (random inputs) instead of the cascade")
     ap.add_argument("--keyframes", type=int, help="keyframe count of the interpolation input (with --stage)")
+    ap.add_argument("--profile", action="store_true", help="with --stage: also profile one more run by kind of op")
     ap.add_argument("--default-allocator", action="store_true",
                     help="leave glibc's malloc as it is (by default the CLI's CPU allocator tuning is applied)")
     args = ap.parse_args()
@@ -194,6 +231,8 @@ def main() -> None:
     result["stages"] = {n: {**summary(v), "unet_calls": calls.get(n, 0)} for n, v in per_stage.items()}
     result["peak_rss_mib"] = round(peak_rss_mib(), 1)
     result["peak_vram_mib"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1) if device.type == "cuda" else None
+    if args.stage and args.profile:  # after the peaks: the profiler's own records take memory
+        result["profile_self_cpu_share"] = profile_shares(lambda: work.run_stage(args.stage, inputs))
     print(json.dumps(result))
 
 

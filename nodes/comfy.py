@@ -16,7 +16,7 @@ from typing import Iterator
 
 import torch
 
-from ..show1_core.memory import Offload, module_device
+from ..show1_core.memory import Offload, empty_cache, module_device
 from ..show1_core.progress import StepEvent
 
 log = logging.getLogger("show1")
@@ -147,3 +147,5 @@ class ComfyPlacement:
                 module.to(target)
                 if IN_COMFYUI:
                     mm.soft_empty_cache()
+            if device.type == "cpu" and scope is Offload.STAGE:
+                empty_cache(device)

@@ -74,8 +74,8 @@ class Show1PixelInterpolate(Show1Node):
             "seed": seed_input(),
             "fps": (FPS[0], {**FPS[1], "default": INTERPOLATED_FPS}),
             "max_windows": ("INT", {"default": 8, "min": 1, "max": 256, "tooltip": "Windows (pairs of keyframes) "
-                                    "denoised together per UNet call: more is faster, fewer saves memory. The video "
-                                    "does not change."}),
+                                    "denoised together, at most: more is faster on a GPU, fewer saves memory. The "
+                                    "video does not change."}),
         }}
 
     @classmethod

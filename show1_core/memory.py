@@ -16,6 +16,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import lru_cache
 from typing import ContextManager, Iterator, Protocol
 
 import torch
@@ -47,10 +48,30 @@ def module_dtype(module: torch.nn.Module) -> torch.dtype:
 
 
 def empty_cache(device: torch.device) -> None:
+    """Hand the memory a finished stage freed back to the system: the allocator's cached blocks on
+    a GPU, the free part of the C heap on the CPU (the next stage allocates other shapes anyway)."""
     if device.type == "cuda":
         torch.cuda.empty_cache()
     elif device.type == "mps":
         torch.mps.empty_cache()
+    elif device.type == "cpu" and (libc := glibc()) is not None:
+        libc.malloc_trim(0)
+
+
+@lru_cache(maxsize=1)
+def glibc():
+    """The C library where it is glibc (Linux), else None."""
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
 
 
 @dataclass
@@ -77,6 +98,7 @@ class DevicePlacement:
             offload = self.policy is Offload.WINDOW or (self.policy is Offload.STAGE and scope is Offload.STAGE)
             if offload and self.offload_device != self.device:
                 module.to(self.offload_device)
+            if offload or scope is Offload.STAGE:
                 empty_cache(self.device)
 
 
@@ -86,18 +108,22 @@ def default_placement(device: str | torch.device | None = None, policy: Offload 
     return DevicePlacement(torch.device(device), torch.device("cpu"), Offload(policy))
 
 
+CPU_ACTIVATION_BUDGET = 1 << 22
+
+
 def activation_budget(device: torch.device, dtype: torch.dtype) -> int:
     """How many elements one full-resolution activation of a UNet call may hold.
 
     A UNet call keeps a few dozen tensors of (frames x H x W x first-block channels) alive; calls
     above this size are split (the guidance pair, then windows) into several calls with the same
-    arithmetic. On the CPU the bound keeps the peak RSS low at no cost in speed; on a GPU it follows
-    the free memory.
+    arithmetic, so memory is set by this bound, not by how many windows a stage has. On the CPU,
+    larger batches gain nothing (the kernels are compute-bound), so the bound is small; on a GPU it
+    follows the free memory.
     """
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        return max(1 << 22, free // (torch.finfo(dtype).bits // 8 * 48))
-    return 1 << 24
+        return max(CPU_ACTIVATION_BUDGET, free // (torch.finfo(dtype).bits // 8 * 48))
+    return CPU_ACTIVATION_BUDGET
 
 
 def tune_cpu_allocator() -> bool:
@@ -107,17 +133,10 @@ def tune_cpu_allocator() -> bool:
     page faults on fresh memory again (a tenth or more of the CPU time here). Disabling mmap for
     malloc and raising the trim threshold lets PyTorch's CPU allocations reuse the heap. This is a
     process-wide setting, so only applications call it (the CLI and the benchmark do, on the CPU),
-    never the library itself. Returns False where glibc's mallopt is not available.
+    never the library itself; stages give the heap back when they end (`empty_cache`). Returns False where glibc's mallopt is not available.
     """
-    import ctypes
-    import ctypes.util
-    import sys
-
-    if not sys.platform.startswith("linux"):
+    libc = glibc()
+    if libc is None:
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        m_trim_threshold, m_mmap_max = -1, -4
-        return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
-    except (OSError, AttributeError):
-        return False
+    m_trim_threshold, m_mmap_max = -1, -4
+    return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
+from conftest import ROOT
 from show1_core.cascade import CascadeModels, CascadeSettings, run_cascade
 from show1_core.loading import StageKind
 from show1_core.memory import DevicePlacement, Offload
@@ -52,6 +57,30 @@ def test_batched_windows_reproduce_one_call_per_window(demo, t5):
     assert torch.allclose(together[:, :, 4:9], second, atol=1e-5)
     chunked = interpolate_keyframes(interp, t5, kf, steps=3, seed=7, max_windows=1)
     assert torch.allclose(together, chunked, atol=1e-5)
+
+
+def test_interpolation_batch_is_set_by_the_budget_not_the_keyframe_count(demo, t5, monkeypatch):
+    """More keyframes mean more UNet calls, never larger ones: memory stays flat."""
+    import show1_core.sampling as sampling
+
+    interp = demo[StageKind.INTERPOLATION]
+    per_video = 5 * 8 * 12 * interp.unet.config.block_out_channels[0]
+    monkeypatch.setattr(sampling, "activation_budget", lambda device, dtype: 4 * per_video)
+    batches = []
+    hook = interp.unet.register_forward_hook(lambda module, args, kwargs, out: batches.append(args[0].shape[0]),
+                                             with_kwargs=True)
+    try:
+        few = interpolate_keyframes(interp, t5, keyframes(3), steps=1, seed=7)
+        few_batches, batches[:] = list(batches), []
+        many = interpolate_keyframes(interp, t5, keyframes(9), steps=1, seed=7)
+    finally:
+        hook.remove()
+    assert max(few_batches) == max(batches) == 4  # two windows, guided
+    assert sum(few_batches) == 2 * 2 and sum(batches) == 2 * 8  # every window, guided pair, once per step
+    assert few.shape[2] == 9 and many.shape[2] == 33
+    monkeypatch.undo()
+    unbounded = interpolate_keyframes(interp, t5, keyframes(9), steps=1, seed=7)
+    assert torch.allclose(many, unbounded, atol=1e-5)
 
 
 def test_keyframes_are_seeded_and_in_range(demo, t5):
@@ -121,6 +150,34 @@ def test_offload_policies_move_models_as_promised():
                 with place.use(spy, scope=Offload.WINDOW):
                     pass
         assert spy.moves == moves, policy
+
+
+def test_a_finished_stage_gives_the_cpu_heap_back():
+    """With the CLI's allocator tuning, freed buffers stay in the heap; the end of a stage returns
+    them, so one stage's leftovers do not add to the next stage's peak."""
+    script = """
+import resource, sys, torch
+from show1_core.memory import DevicePlacement, Offload, tune_cpu_allocator
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() / 2**20
+assert tune_cpu_allocator()
+place, module = DevicePlacement("cpu", "cpu", Offload.KEEP), torch.nn.Linear(1, 1)
+with place.use(module):
+    x = torch.ones(64, 2**20)  # 256 MiB
+    del x
+    kept = rss()
+    with place.use(module, scope=Offload.WINDOW):
+        pass
+    after_window = rss()
+print(kept, after_window, rss())
+"""
+    if not Path("/proc/self/statm").exists():
+        pytest.skip("needs Linux's /proc to read the resident set")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    kept, after_window, after_stage = map(float, done.stdout.split())
+    assert after_window > kept - 16, "a window's end must not trim (the next window reuses the buffers)"
+    assert after_stage < kept - 200
 
 
 def test_vae_chunks_do_not_change_the_result(demo):

@@ -2,9 +2,10 @@
 
 Each pair of neighbouring keyframes forms a 5-frame window [k_i, ?, ?, ?, k_i+1] that the model
 fills in, conditioned on the linear blend between the pair and a mask marking the two known
-frames. The windows depend only on the keyframes, so all of them run as one batch per denoising
-step. The published script re-seeds the same generator for every window and reuses one initial
-noise tensor, so every window sees the same noise: one draw per step serves all windows.
+frames. The windows depend only on the keyframes, so they run as one batch per denoising step
+(in chunks of windows where memory says so). The published script re-seeds the same generator
+for every window and reuses one initial noise tensor, so every window sees the same noise: one
+draw per step serves all windows of a batch.
 Keyframes may come from Show-1 or from anywhere else (an image model, a photo), in [-1, 1].
 """
 
@@ -17,7 +18,7 @@ from ..errors import check
 from ..loading import Stage, StageKind
 from ..memory import Placement
 from ..progress import CancelCheck, Progress, StepCallback
-from ..sampling import PixelDenoiser, randn, sample_pixels
+from ..sampling import PixelDenoiser, randn, sample_pixels, videos_per_call
 from ..text import PromptEmbeddings
 from .common import check_embeddings, check_size, check_steps, check_video, make_generator, placement_for, \
     require_kind
@@ -60,8 +61,9 @@ def interpolate_keyframes(model: Stage, embeds: PromptEmbeddings, keyframes: tor
                           check_cancel: CancelCheck | None = None, record=None) -> torch.Tensor:
     """Interpolate keyframes (B, 3, K, H, W) in [-1, 1] to (B, 3, 4K-3, H, W), float32 on the CPU.
 
-    `max_windows` bounds how many windows go through the UNet at once (all by default); the result
-    does not depend on it. `record(name, tensor)`, if given, receives the window inputs and the raw
+    Windows run as one batch, or in chunks of `max_windows` (default: as many as the activation
+    budget allows), each chunk through all steps, so memory does not grow with the keyframe count;
+    the result does not depend on the chunking. `record(name, tensor)`, if given, receives the window inputs and the raw
     window outputs.
     """
     require_kind(model, StageKind.INTERPOLATION)
@@ -74,7 +76,6 @@ def interpolate_keyframes(model: Stage, embeds: PromptEmbeddings, keyframes: tor
     windows = k - 1
     keyframes = keyframes.float().cpu()
     init_noise = randn((b, 3, WINDOW, h, w), make_generator(seed))
-    step_generator = make_generator(seed)
     if record is not None:
         inputs = torch.zeros(windows, b, 3, WINDOW, h, w)
         inputs[:, :, :, 0] = keyframes[:, :, :-1].permute(2, 0, 1, 3, 4)
@@ -82,19 +83,26 @@ def interpolate_keyframes(model: Stage, embeds: PromptEmbeddings, keyframes: tor
         record("interp_init_noise", init_noise)
         record("interp_window_inputs", inputs)
 
-    def step_noise() -> torch.Tensor:
-        return randn((b * WINDOW, 3, h, w), step_generator).repeat(windows, 1, 1, 1)
-
-    progress = Progress("interpolation", steps, callback, check_cancel)
+    pair = 2 if guidance > 1 else 1
+    chunk = max(1, videos_per_call(model.unet, init_noise, None, windows * b * pair) // (b * pair))
+    starts = range(0, windows, min(chunk, max_windows or chunk))
+    progress = Progress("interpolation", steps * len(starts), callback, check_cancel)
     place = placement_for(model.unet, placement)
+    outs = []
     with place.use(model.unet) as device:
-        scheduler = model.scheduler()
-        x = init_noise.repeat(windows, 1, 1, 1, 1).to(device)
-        condition = window_conditions(keyframes).to(device)
-        max_videos = None if max_windows is None else max_windows * b * (2 if guidance > 1 else 1)
-        denoiser = PixelDenoiser(model.unet, embeds.pair(), videos=windows * b, guidance=guidance,
-                                 max_videos=max_videos)
-        out = sample_pixels(denoiser, scheduler, x, steps, step_noise, progress, condition=condition).float().cpu()
+        for start in starts:
+            n = min(starts.step, windows - start)
+            step_generator = make_generator(seed)  # the same step noise for every chunk, as for every window
+
+            def step_noise() -> torch.Tensor:
+                return randn((b * WINDOW, 3, h, w), step_generator).repeat(n, 1, 1, 1)
+
+            x = init_noise.repeat(n, 1, 1, 1, 1).to(device)
+            condition = window_conditions(keyframes[:, :, start:start + n + 1]).to(device)
+            denoiser = PixelDenoiser(model.unet, embeds.pair(), videos=n * b, guidance=guidance)
+            outs.append(sample_pixels(denoiser, model.scheduler(), x, steps, step_noise, progress,
+                                      condition=condition).float().cpu())
+    out = torch.cat(outs)
     if record is not None:
         record("interp_window_outputs", out.view(windows, b, *out.shape[1:]))
     return stitch(out, b)
