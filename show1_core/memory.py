@@ -133,7 +133,8 @@ def tune_cpu_allocator() -> bool:
     page faults on fresh memory again (a tenth or more of the CPU time here). Disabling mmap for
     malloc and raising the trim threshold lets PyTorch's CPU allocations reuse the heap. This is a
     process-wide setting, so only applications call it (the CLI and the benchmark do, on the CPU),
-    never the library itself; stages give the heap back when they end (`empty_cache`). Returns False where glibc's mallopt is not available.
+    never the library itself; stages give the heap back when they end (`empty_cache`). Returns False
+    where glibc's mallopt is not available.
     """
     libc = glibc()
     if libc is None:

@@ -36,27 +36,24 @@ def guidance_rows(videos: int, guided: bool) -> torch.Tensor:
     return torch.ones(videos, dtype=torch.long)
 
 
-def videos_per_call(unet: torch.nn.Module, x: torch.Tensor, max_videos: int | None, rows: int,
-                    weight: int = 1) -> int:
+def videos_per_call(unet: torch.nn.Module, x: torch.Tensor, rows: int, weight: int = 1) -> int:
     """Videos of a guided batch of `rows` videos that go through the UNet at once: all of them,
-    unless `max_videos` or the activation budget says fewer. `weight` scales a video's cost (the
+    unless the activation budget says fewer. `weight` scales a video's cost (the
     latent UNet has wide transformer feed-forwards at every level)."""
     b, _, f, h, w = x.shape
     width = unet.config.block_out_channels[0]
     fit = activation_budget(module_device(unet), module_dtype(unet)) // max(1, f * h * w * width * weight)
-    return max(1, min(rows, max_videos or rows, fit))
+    return max(1, min(rows, fit))
 
 
 class PixelDenoiser:
     """A pixel UNet (Show-1 3D or IF-II 2D) evaluated on a guided batch.
 
     `text` is the (2, 77, D) [negative, positive] pair shared by all `videos` of the batch.
-    `max_videos` bounds how many videos of the guided batch go through the UNet at once; large
-    calls are also split to stay within the activation budget (same arithmetic, less memory).
+    Calls larger than the activation budget are split (same arithmetic, less memory).
     """
 
-    def __init__(self, unet: torch.nn.Module, text: torch.Tensor, videos: int, guidance: float,
-                 max_videos: int | None = None):
+    def __init__(self, unet: torch.nn.Module, text: torch.Tensor, videos: int, guidance: float):
         self.unet = unet
         self.device, self.dtype = module_device(unet), module_dtype(unet)
         self.guided = guidance > 1.0
@@ -65,7 +62,6 @@ class PixelDenoiser:
         text = text.to(self.device, self.dtype)
         self.is_2d = not isinstance(unet, PixelUNet)
         self.text = text if self.is_2d else unet.prepare_text(text)
-        self.max_videos = max_videos
 
     def unet_call(self, x: torch.Tensor, t: int, rows: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         timestep = torch.tensor([t], dtype=torch.long, device=self.device)
@@ -82,7 +78,7 @@ class PixelDenoiser:
             x = torch.cat([x, x])
             labels = torch.cat([labels, labels]) if labels is not None else None
         outs = []
-        step = videos_per_call(self.unet, x, self.max_videos, len(self.rows))
+        step = videos_per_call(self.unet, x, len(self.rows))
         for s in range(0, len(self.rows), step):
             part = slice(s, s + step)
             outs.append(self.unet_call(x[part], t, self.rows[part], labels[part] if labels is not None else None))
@@ -145,7 +141,7 @@ class LatentDenoiser:
         x_in = x.to(self.device, self.dtype)
         if self.guided:
             x_in = torch.cat([x_in, x_in])
-        step = videos_per_call(self.unet, x_in, None, len(rows), weight=LATENT_UNET_WEIGHT)
+        step = videos_per_call(self.unet, x_in, len(rows), weight=LATENT_UNET_WEIGHT)
         out = torch.cat([self.unet(x_in[s:s + step], t, encoder_hidden_states=self.text[rows[s:s + step]]).sample
                          for s in range(0, len(rows), step)]).float()
         if not self.guided:

@@ -63,8 +63,8 @@ def interpolate_keyframes(model: Stage, embeds: PromptEmbeddings, keyframes: tor
 
     Windows run as one batch, or in chunks of `max_windows` (default: as many as the activation
     budget allows), each chunk through all steps, so memory does not grow with the keyframe count;
-    the result does not depend on the chunking. `record(name, tensor)`, if given, receives the window inputs and the raw
-    window outputs.
+    the result does not depend on the chunking. `record(name, tensor)`, if given, receives the
+    window inputs and the raw window outputs.
     """
     require_kind(model, StageKind.INTERPOLATION)
     check_embeddings(model, embeds)
@@ -84,7 +84,7 @@ def interpolate_keyframes(model: Stage, embeds: PromptEmbeddings, keyframes: tor
         record("interp_window_inputs", inputs)
 
     pair = 2 if guidance > 1 else 1
-    chunk = max(1, videos_per_call(model.unet, init_noise, None, windows * b * pair) // (b * pair))
+    chunk = max(1, videos_per_call(model.unet, init_noise, windows * b * pair) // (b * pair))
     starts = range(0, windows, min(chunk, max_windows or chunk))
     progress = Progress("interpolation", steps * len(starts), callback, check_cancel)
     place = placement_for(model.unet, placement)
