@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from .cascade import STAGE_ORDER, CascadeModels, CascadeSettings, run_cascade
-from .demo import is_demo_folder, write_demo_models
+from .demo import is_current_demo_folder, is_demo_folder, write_demo_models
 from .errors import Show1Error
 from .loading import STAGE_FOLDERS, StageKind, find_stages, load_stage, load_vae
 from .memory import Offload, default_placement, tune_cpu_allocator
@@ -78,7 +78,7 @@ def resolve_models(models: Path | None, force_demo: bool, last: int) -> tuple[di
                          f"--dest {models} --stages {' '.join(k.value for k in missing)}` or choose an earlier "
                          f"--last-stage")
     demo_dir = default_demo_dir()
-    if not all((demo_dir / STAGE_FOLDERS[k] / "model_index.json").is_file() for k in StageKind):
+    if not all(is_current_demo_folder(demo_dir / STAGE_FOLDERS[k]) for k in StageKind):
         write_demo_models(demo_dir)
     where = f"in {models}" if models is not None else "(no --models given)"
     print(f"No Show-1 weights found {where}: running on the tiny built-in DEMO weights in {demo_dir}.\n"
@@ -153,6 +153,19 @@ def download(args) -> int:
     return 0
 
 
+def verify_configs(args) -> int:
+    from .verify import verify
+
+    reports = verify(args.dir, args.reference)
+    for r in reports:
+        print(r.line())
+    failed = [r for r in reports if r.problems]
+    total = sum(r.parameters for r in reports if "@" not in r.name)
+    print(f"{len(reports) - len(failed)} of {len(reports)} ok ({total:,} parameters in all)"
+          + (f"; {len(failed)} differ" if failed else ""))
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m show1_core", description="Show-1 text-to-video, headless.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -185,6 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--token", help="hub token (IF-II is gated); default: HF_TOKEN or the saved login")
     d.add_argument("--all-variants", action="store_true", help="also fetch full-precision files")
     d.set_defaults(func=download)
+    v = sub.add_parser("verify-configs", help="build every model of hub-layout stage folders from its config on the "
+                                              "meta device (no weights) and compare with a reference")
+    v.add_argument("dir", type=Path, help="folder holding the stage folders (configs are enough)")
+    v.add_argument("--reference", type=Path, help="reference_state_dicts.json: key -> shape and parameter counts of "
+                                                  "what the published code builds")
+    v.set_defaults(func=verify_configs)
     return parser
 
 

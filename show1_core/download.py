@@ -9,12 +9,12 @@ the fp16 variant where the repository has one. Interrupted downloads resume.
 from __future__ import annotations
 
 import os
-import re
 import socket
 from pathlib import Path, PurePosixPath
 
 from .errors import Show1Error
 from .loading import STAGE_FOLDERS, STAGE_REPOS, StageKind
+from .weights import choose_files, component_library, is_weight_file
 
 HUB_HOST = "huggingface.co"
 COMPONENTS = {
@@ -24,28 +24,20 @@ COMPONENTS = {
     StageKind.IF_II: ("unet", "scheduler", "image_noising_scheduler"),
     StageKind.SR2: ("unet", "scheduler", "text_encoder", "tokenizer", "vae"),
 }
-WEIGHT = re.compile(r"^(?P<stem>[^.]+)(?:\.(?P<variant>[^.-]+))?(?P<shard>-\d{5}-of-\d{5})?\.(?P<ext>safetensors|bin)"
-                    r"(?P<index>\.index\.json)?$")
 
 
 def select_files(kind: StageKind, repo_files: list[str], variant: str | None = "fp16") -> list[str]:
     """The files of a repository that the stage needs: model_index.json, every non-weight file of
-    its components, and per component one weight set, best first: the variant's safetensors, the
-    default safetensors, the variant's .bin, the default .bin (with their shards and index)."""
+    its components, and per component the one weight set the loader will read (with its shards and
+    index), the `variant` first where the repository has it."""
     chosen = [f for f in repo_files if f == "model_index.json"]
     for component in COMPONENTS[kind]:
-        files = [f for f in repo_files if PurePosixPath(f).parent.as_posix() == component]
-        weights = {f: WEIGHT.match(PurePosixPath(f).name) for f in files}
-        chosen += [f for f, m in weights.items() if m is None]
-        for ext in ("safetensors", "bin"):
-            for v in ([variant, None] if variant else [None]):
-                picked = [f for f, m in weights.items() if m and m["ext"] == ext and m["variant"] == v]
-                if picked:
-                    chosen += picked
-                    break
-            else:
-                continue
-            break
+        names = [PurePosixPath(f).name for f in repo_files if PurePosixPath(f).parent.as_posix() == component]
+        weights = [n for n in names if is_weight_file(n)]
+        chosen += [f"{component}/{n}" for n in names if n not in weights]
+        picked = choose_files(weights, component_library(component), variant)
+        if picked is not None:
+            chosen += [f"{component}/{n}" for n in picked[1]]
     return sorted(chosen)
 
 
@@ -83,8 +75,8 @@ def download_stages(dest: str | Path, stages: list[str], token: str | None = Non
         except GatedRepoError:
             raise Show1Error(
                 f"{repo} is gated: open https://huggingface.co/{repo}, accept its licence while logged in, then run "
-                "`huggingface-cli login` or pass --token (or set HF_TOKEN) and try again. Show-1 runs without "
-                "IF-II, with a softer first frame") from None
+                "`hf auth login` (`huggingface-cli login` before huggingface_hub 1.0) or pass --token (or set "
+                "HF_TOKEN) and try again. Show-1 runs without IF-II, with a softer first frame") from None
         except RepositoryNotFoundError:
             raise Show1Error(f"{repo} was not found or needs a token ({'given' if token else 'none given'}); check "
                              "the name and your access") from None

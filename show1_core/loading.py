@@ -17,7 +17,9 @@ import torch
 from torch import nn
 
 from .errors import ModelLoadError
-from .models.pixel_unet import DOWN_BLOCKS, PixelUNet, PixelUNetConfig
+from .models.blocks import DOWN_BLOCKS
+from .models.unet3d import Show1UNet3D, UNet3DConfig
+from .schedulers import build_scheduler, timesteps
 from .weights import REDOWNLOAD, assign_strict, find_weights, load_state_dict
 
 log = logging.getLogger(__name__)
@@ -68,25 +70,27 @@ def read_json(path: Path) -> dict:
 def classify_unet(config: dict, where: Path) -> StageKind:
     """Which stage a UNet config belongs to."""
     name = config.get("_class_name")
-    down = config.get("down_block_types", [])
+    down = config.get("down_block_types") or []
     if name == "UNet2DConditionModel":
         if config.get("class_embed_type") == "timestep" and config.get("in_channels") == 6:
             return StageKind.IF_II
         raise ModelLoadError(f"{where}: a 2D UNet that is not DeepFloyd IF-II (stage I or another image model); "
                              "Show-1 uses only IF-II-L-v1.0 for the first frame of its super-resolution stage")
-    if name == "UNet3DConditionModel" and any(t in DOWN_BLOCKS for t in down):
-        noise = config.get("out_channels", 6) // 2
-        inp = config.get("in_channels")
-        if inp == noise:
-            return StageKind.BASE
-        if inp == 2 * noise + 1:
-            return StageKind.INTERPOLATION
-        if inp == 2 * noise and config.get("class_embed_type") == "timestep":
-            return StageKind.SR1
-    elif name == "UNet3DConditionModel" and any("CrossAttnDownBlock3D" == t for t in down):
-        return StageKind.SR2
-    raise ModelLoadError(f"{where}: this UNet ({name}, in_channels {config.get('in_channels')}) is not one of the "
-                         "Show-1 stages (show-1-base, -interpolation, -sr1, -sr2, IF-II-L-v1.0)")
+    if name == "UNet3DConditionModel" and down and all(t in DOWN_BLOCKS for t in down):
+        if all(DOWN_BLOCKS[t].if_family for t in down):
+            noise = (config.get("out_channels") or 6) // 2
+            inp = config.get("in_channels")
+            if inp == noise:
+                return StageKind.BASE
+            if inp == 2 * noise + 1:
+                return StageKind.INTERPOLATION
+            if inp == 2 * noise and config.get("class_embed_type") == "timestep":
+                return StageKind.SR1
+        elif not any(DOWN_BLOCKS[t].if_family for t in down):
+            return StageKind.SR2
+    raise ModelLoadError(f"{where}: this UNet ({name}, in_channels {config.get('in_channels')}, blocks "
+                         f"{', '.join(map(str, down)) or 'none'}) is not one of the Show-1 stages (show-1-base, "
+                         "-interpolation, -sr1, -sr2, IF-II-L-v1.0)")
 
 
 @dataclass
@@ -141,21 +145,17 @@ class Stage:
 
     def scheduler(self):
         """A fresh scheduler (schedulers hold per-run state)."""
-        return build_scheduler(self.scheduler_config)
+        return build_scheduler(self.scheduler_config, self.folder / "scheduler" / "scheduler_config.json")
+
+    def schedule_length(self, steps: int) -> int:
+        """Model calls of one sampling run (second-order schedulers call the model twice a step)."""
+        return len(timesteps(self.scheduler(), steps))
 
     def noising_scheduler(self):
         if self.noising_scheduler_config is None:
             raise ModelLoadError(f"{self.folder}: image_noising_scheduler/scheduler_config.json is missing; {REDOWNLOAD}")
-        return build_scheduler(self.noising_scheduler_config)
-
-
-def build_scheduler(config: dict):
-    import diffusers
-
-    name = config.get("_class_name", "DDPMScheduler")
-    if name not in ("DDPMScheduler", "DDIMScheduler"):
-        raise ModelLoadError(f"scheduler {name} is not used by Show-1 (expected DDPMScheduler or DDIMScheduler)")
-    return getattr(diffusers, name).from_config(config)
+        return build_scheduler(self.noising_scheduler_config,
+                               self.folder / "image_noising_scheduler" / "scheduler_config.json")
 
 
 def build_on_meta(factory) -> nn.Module:
@@ -163,20 +163,21 @@ def build_on_meta(factory) -> nn.Module:
         return factory()
 
 
-def load_unet(folder: Path, kind: StageKind, dtype: torch.dtype, device, variant: str | None) -> nn.Module:
-    config = read_json(folder / "unet" / "config.json")
-    if kind in (StageKind.BASE, StageKind.INTERPOLATION, StageKind.SR1):
-        cfg = PixelUNetConfig.from_dict(config)
-        model = build_on_meta(lambda: PixelUNet(cfg))
-    elif kind is StageKind.IF_II:
+def build_unet(config: dict, kind: StageKind) -> nn.Module:
+    """A stage's UNet on the meta device, from its config: no memory, no weights."""
+    if kind is StageKind.IF_II:
         from diffusers import UNet2DConditionModel
-        model = build_on_meta(lambda: UNet2DConditionModel.from_config(config))
-    else:
-        from diffusers import UNet3DConditionModel
-        model = build_on_meta(lambda: UNet3DConditionModel.from_config(config))
-    path = find_weights(folder / "unet", "diffusion_pytorch_model", variant)
+
+        return build_on_meta(lambda: UNet2DConditionModel.from_config(config))
+    cfg = UNet3DConfig.from_dict(config)
+    return build_on_meta(lambda: Show1UNet3D(cfg))
+
+
+def load_unet(folder: Path, kind: StageKind, dtype: torch.dtype, device, variant: str | None) -> nn.Module:
+    model = build_unet(read_json(folder / "unet" / "config.json"), kind)
+    path, _ = find_weights(folder / "unet", "diffusers", variant)
     assign_strict(model, load_state_dict(path, dtype, device), path)
-    if isinstance(model, PixelUNet):
+    if isinstance(model, Show1UNet3D):
         model.use_channels_last()
     return model.eval().requires_grad_(False)
 
@@ -196,13 +197,17 @@ def load_stage(folder: str | Path, dtype: torch.dtype = torch.float32, device: s
             wanted = " or ".join(k.label for k in allowed)
             raise ModelLoadError(f"{info.folder} holds {info.kind.label}, but {wanted} is needed here; "
                                  f"select the {' or '.join(STAGE_FOLDERS[k] for k in allowed)} folder")
-    unet = load_unet(info.folder, info.kind, dtype, device, variant)
     scheduler_config = read_json(info.folder / "scheduler" / "scheduler_config.json")
     noising = info.folder / "image_noising_scheduler" / "scheduler_config.json"
     noising_config = read_json(noising) if noising.is_file() else None
     if info.kind in (StageKind.SR1, StageKind.IF_II) and noising_config is None:
         raise ModelLoadError(f"{noising} is missing; {REDOWNLOAD}")
-    return Stage(info.kind, info.folder, unet, scheduler_config, noising_config, dtype)
+    unet = load_unet(info.folder, info.kind, dtype, device, variant)
+    stage = Stage(info.kind, info.folder, unet, scheduler_config, noising_config, dtype)
+    stage.scheduler()  # a scheduler that cannot drive the stage fails now, not at its first step
+    if noising_config is not None:
+        stage.noising_scheduler()
+    return stage
 
 
 def load_vae(folder: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
@@ -217,7 +222,7 @@ def load_vae(folder: str | Path, dtype: torch.dtype = torch.float32, device: str
         raise ModelLoadError(f"{vae_dir}/config.json describes {config.get('_class_name')}, not the AutoencoderKL "
                              "of show-1-sr2; select the show-1-sr2 folder")
     model = build_on_meta(lambda: AutoencoderKL.from_config(config))
-    path = find_weights(vae_dir, "diffusion_pytorch_model", variant)
+    path, _ = find_weights(vae_dir, "diffusers", variant)
     assign_strict(model, load_state_dict(path, dtype, device), path)
     return model.eval().requires_grad_(False)
 

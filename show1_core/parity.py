@@ -15,8 +15,8 @@ import torch
 
 from .cascade import CascadeModels, CascadeSettings, run_cascade
 from .captions import preprocess_prompt
-from .loading import Stage, StageKind, build_scheduler, inspect_stage, load_stage, load_vae
-from .scheduling import ddpm_step, timesteps
+from .loading import StageKind, inspect_stage, load_stage, load_vae
+from .schedulers import build_scheduler, step, timesteps
 from .stages import generate_keyframes, interpolate_keyframes, sr2_from_frames, super_resolve_pixels, \
     upscale_first_frame
 from .stages.vae import decode_latents, encode_posterior
@@ -90,20 +90,18 @@ def text_encode(case, inputs, fixture_dir):
             "negative_input_ids": enc.input_ids[1:], "negative_attention_mask": enc.attention_mask[1:]}
 
 
-def scheduler_step(case, inputs, fixture_dir):
+def scheduler_loops(case, inputs, fixture_dir):
     call = case["call"]
     out = {}
-    for key, config in call.items():
-        if not key.endswith("_config"):
-            continue
-        prefix = key[: -len("_config")]
-        scheduler = build_scheduler({"_class_name": "DDPMScheduler", **config})
+    for run in call["runs"]:
+        name = run["name"]
+        scheduler = build_scheduler({**run["config"], "_class_name": run["scheduler_class"]}, run["config_from"])
         schedule = timesteps(scheduler, call["steps"])
-        out[f"{prefix}_timesteps"] = torch.tensor(schedule)
-        for t in (schedule[1], schedule[-1]):
-            noise = torch.randn(inputs["sample"].shape, generator=torch.Generator().manual_seed(call["seed"]))
-            prev, x0 = ddpm_step(scheduler, inputs["model_output"], t, inputs["sample"], noise)
-            out[f"{prefix}_prev_sample_t{t}"], out[f"{prefix}_pred_original_sample_t{t}"] = prev, x0
+        x, samples = inputs[f"{name}_sample"], []
+        for model_output, t in zip(inputs[f"{name}_model_outputs"], schedule):
+            x, _ = step(scheduler, model_output, t, x, torch.Generator().manual_seed(call["seed"]))
+            samples.append(x)
+        out[f"{name}_timesteps"], out[f"{name}_samples"] = torch.tensor(schedule), torch.stack(samples)
     return out
 
 
@@ -172,7 +170,7 @@ def cascade(case, inputs, fixture_dir):
     return out
 
 
-HANDLERS = {"unet_forward": unet_forward, "vae": vae, "text_encode": text_encode, "scheduler": scheduler_step,
+HANDLERS = {"unet_forward": unet_forward, "vae": vae, "text_encode": text_encode, "scheduler": scheduler_loops,
             "pipeline": pipeline, "cascade": cascade}
 
 

@@ -1,10 +1,10 @@
-"""The two denoising loops every stage shares.
+"""The two denoising loops every stage shares, over any scheduler the stage folder names.
 
-* `sample_pixels`: DDPM with a learned variance range and dynamic thresholding (keyframes, pixel
-  interpolation, IF-II, sr1). Classifier-free guidance acts on epsilon only; the variance comes
-  from the positive branch.
-* `sample_latents`: DDIM with epsilon prediction (sr2, latent interpolation), with an optional
-  hook that edits the latents after every step (used to re-impose anchor frames).
+* `sample_pixels`: the pixel UNets, which predict noise and a learned variance (keyframes, pixel
+  interpolation, IF-II, sr1). Classifier-free guidance acts on the noise only; the variance comes
+  from the positive branch. Independent windows run as chains of one batch.
+* `sample_latents`: the latent video UNet (sr2, latent interpolation), with an optional hook that
+  edits the latents after every step (used to re-impose anchor frames).
 
 Both take the UNet through a denoiser object that batches the guidance pair into one call, and
 both report every step to a `Progress` (which also checks for cancellation).
@@ -15,14 +15,15 @@ device.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
 from .memory import activation_budget, module_device, module_dtype
-from .models.pixel_unet import PixelUNet
+from .models.unet3d import Show1UNet3D
 from .progress import Progress
-from .scheduling import ddpm_step, timesteps
+from .schedulers import learns_variance, step as scheduler_step
 
 
 def randn(shape, generator: torch.Generator) -> torch.Tensor:
@@ -36,57 +37,66 @@ def guidance_rows(videos: int, guided: bool) -> torch.Tensor:
     return torch.ones(videos, dtype=torch.long)
 
 
-def videos_per_call(unet: torch.nn.Module, x: torch.Tensor, rows: int, weight: int = 1) -> int:
+def activation_weight(unet: torch.nn.Module) -> int:
+    """Cost of one video relative to its first-level activation: the ModelScope layout (sr2) has
+    wide spatial transformers at every level, the IF layout only in its deeper blocks."""
+    blocks = getattr(unet.config, "down_block_types", ())
+    return 4 if any(t == "CrossAttnDownBlock3D" for t in blocks) else 1
+
+
+def videos_per_call(unet: torch.nn.Module, x: torch.Tensor, rows: int) -> int:
     """Videos of a guided batch of `rows` videos that go through the UNet at once: all of them,
-    unless the activation budget says fewer. `weight` scales a video's cost (the
-    latent UNet has wide transformer feed-forwards at every level)."""
+    unless the activation budget says fewer."""
     b, _, f, h, w = x.shape
     width = unet.config.block_out_channels[0]
-    fit = activation_budget(module_device(unet), module_dtype(unet)) // max(1, f * h * w * width * weight)
+    cost = f * h * w * width * activation_weight(unet)
+    fit = activation_budget(module_device(unet), module_dtype(unet)) // max(1, cost)
     return max(1, min(rows, fit))
 
 
-class PixelDenoiser:
-    """A pixel UNet (Show-1 3D or IF-II 2D) evaluated on a guided batch.
+class Denoiser:
+    """A UNet (a Show-1 UNet3D, or IF-II's 2D UNet) evaluated with batched classifier-free guidance.
 
-    `text` is the (2, 77, D) [negative, positive] pair shared by all `videos` of the batch.
-    Calls larger than the activation budget are split (same arithmetic, less memory).
+    `text` is the (2, 77, D) [negative, positive] pair shared by every video of a batch. Guidance
+    acts on the first `noise_channels` output channels; the rest (the pixel UNets' learned
+    variance) are taken from the positive branch. Calls larger than the activation budget are
+    split (same arithmetic, less memory).
     """
 
-    def __init__(self, unet: torch.nn.Module, text: torch.Tensor, videos: int, guidance: float):
+    def __init__(self, unet: torch.nn.Module, text: torch.Tensor, guidance: float, noise_channels: int):
         self.unet = unet
         self.device, self.dtype = module_device(unet), module_dtype(unet)
         self.guided = guidance > 1.0
-        self.guidance = guidance
-        self.rows = guidance_rows(videos, self.guided).to(self.device)
+        self.guidance, self.noise_channels = guidance, noise_channels
         text = text.to(self.device, self.dtype)
-        self.is_2d = not isinstance(unet, PixelUNet)
+        self.is_2d = not isinstance(unet, Show1UNet3D)
         self.text = text if self.is_2d else unet.prepare_text(text)
 
     def unet_call(self, x: torch.Tensor, t: int, rows: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        timestep = torch.tensor([t], dtype=torch.long, device=self.device)
+        timestep = torch.tensor([t], device=self.device)
         if self.is_2d:
             out = self.unet(x[:, :, 0], timestep, encoder_hidden_states=self.text[rows], class_labels=labels).sample
             return out.unsqueeze(2)
         return self.unet(x, timestep, class_labels=labels, text=self.text.select(rows))
 
     def __call__(self, x_in: torch.Tensor, t: int, class_labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Guided prediction (B, 2C, F, H, W): epsilon with guidance applied, then the positive variance."""
+        """Guided prediction (B, C_out, F, H, W), float32."""
         x = x_in.to(self.device, self.dtype)
+        rows = guidance_rows(x.shape[0], self.guided).to(self.device)
         labels = class_labels.to(self.device) if class_labels is not None else None
         if self.guided:
             x = torch.cat([x, x])
             labels = torch.cat([labels, labels]) if labels is not None else None
         outs = []
-        step = videos_per_call(self.unet, x, len(self.rows))
-        for s in range(0, len(self.rows), step):
+        step = videos_per_call(self.unet, x, len(rows))
+        for s in range(0, len(rows), step):
             part = slice(s, s + step)
-            outs.append(self.unet_call(x[part], t, self.rows[part], labels[part] if labels is not None else None))
+            outs.append(self.unet_call(x[part], t, rows[part], labels[part] if labels is not None else None))
         out = torch.cat(outs).float()
         if not self.guided:
             return out
         neg, pos = out.chunk(2)
-        c = out.shape[1] // 2
+        c = self.noise_channels
         eps = neg[:, :c] + self.guidance * (pos[:, :c] - neg[:, :c])
         return torch.cat([eps, pos[:, c:]], dim=1)
 
@@ -102,52 +112,44 @@ def unfold(frames: torch.Tensor, b: int) -> torch.Tensor:
     return frames.reshape(b, bf // b, c, h, w).transpose(1, 2)
 
 
-def sample_pixels(denoiser: PixelDenoiser, scheduler, x: torch.Tensor, steps: int,
-                  step_noise: Callable[[], torch.Tensor], progress: Progress,
-                  condition: torch.Tensor | None = None, class_labels: torch.Tensor | None = None) -> torch.Tensor:
-    """Run the DDPM chain from `x` (x_T, already scaled) and return the final sample.
+@dataclass
+class Chain:
+    """One independent sampling chain of a batch: its scheduler, its generator (the step noise of
+    stochastic schedulers) and the videos of the batch it owns. Windows that the published script
+    runs as separate pipeline calls, each re-seeded, are separate chains of one batch."""
 
-    `condition` (B, c, F, H, W) is concatenated after x_t on the channel axis at every step;
-    `step_noise()` returns the variance noise of one step, (B*F, C, H, W), and is called only for
-    t > 0, in step order.
+    scheduler: object
+    generator: torch.Generator | None
+    rows: slice
+
+
+def sample_pixels(denoiser: Denoiser, chains: list[Chain], x: torch.Tensor, schedule: list[int],
+                  progress: Progress, condition: torch.Tensor | None = None,
+                  class_labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Run the chains from `x` (x_T, already scaled) over `schedule` and return the final sample.
+
+    As in the published pixel pipelines: `condition` (B, c, F, H, W) is concatenated after x_t on
+    the channel axis and the whole input goes through `scale_model_input`; the learned-variance
+    channels reach the scheduler only when its variance_type is learned; each scheduler steps on
+    frames folded into the batch (so dynamic thresholding acts per frame).
     """
-    b = x.shape[0]
-    for t in timesteps(scheduler, steps):
+    channels = x.shape[1]
+    learned = learns_variance(chains[0].scheduler)
+    for t in schedule:
         x_in = x if condition is None else torch.cat([x, condition], dim=1)
+        x_in = torch.cat([c.scheduler.scale_model_input(x_in[c.rows], t) for c in chains])
         out = denoiser(x_in, t, class_labels)
-        noise = step_noise().to(x.device) if t > 0 else None
-        folded, x0 = ddpm_step(scheduler, fold(out), t, fold(x), noise)
-        x = unfold(folded, b)
-        progress.step(unfold(x0, b))
+        if not learned:
+            out = out[:, :channels]
+        samples, previews = [], []
+        for c in chains:
+            videos = len(range(*c.rows.indices(x.shape[0])))
+            prev, x0 = scheduler_step(c.scheduler, fold(out[c.rows]), t, fold(x[c.rows]), c.generator)
+            samples.append(unfold(prev, videos))
+            previews.append(unfold(prev if x0 is None else x0, videos))
+        x = torch.cat(samples)
+        progress.step(torch.cat(previews))
     return x
-
-
-LATENT_UNET_WEIGHT = 4
-
-
-class LatentDenoiser:
-    """The latent video UNet (diffusers UNet3DConditionModel) with batched classifier-free guidance."""
-
-    def __init__(self, unet: torch.nn.Module, text: torch.Tensor, guidance: float):
-        self.unet = unet
-        self.device, self.dtype = module_device(unet), module_dtype(unet)
-        self.guided = guidance > 1.0
-        self.guidance = guidance
-        self.text = text.to(self.device, self.dtype)
-
-    def __call__(self, x: torch.Tensor, t: int) -> torch.Tensor:
-        b = x.shape[0]
-        rows = guidance_rows(b, self.guided).to(self.device)
-        x_in = x.to(self.device, self.dtype)
-        if self.guided:
-            x_in = torch.cat([x_in, x_in])
-        step = videos_per_call(self.unet, x_in, len(rows), weight=LATENT_UNET_WEIGHT)
-        out = torch.cat([self.unet(x_in[s:s + step], t, encoder_hidden_states=self.text[rows[s:s + step]]).sample
-                         for s in range(0, len(rows), step)]).float()
-        if not self.guided:
-            return out
-        neg, pos = out.chunk(2)
-        return neg + self.guidance * (pos - neg)
 
 
 def frame_windows(frames: int, window: int, overlap: int) -> list[slice]:
@@ -199,13 +201,16 @@ class WindowedDenoiser:
 
 
 def sample_latents(denoiser: Callable[[torch.Tensor, int], torch.Tensor], scheduler, x: torch.Tensor,
-                   schedule: list[int], progress: Progress,
+                   schedule: list[int], progress: Progress, generator: torch.Generator | None = None,
                    after_step: Callable[[torch.Tensor, int], torch.Tensor] | None = None) -> torch.Tensor:
-    """Run DDIM (eta 0) over `schedule` from `x`. `after_step(x, i)` may edit the latents after
-    step i (e.g. re-impose anchors at the next noise level)."""
+    """Run the scheduler over `schedule` from latents `x` (B, C, F, h, w), stepping on frames folded
+    into the batch as the published sr2 pipeline does. `after_step(x, i)` may edit the latents
+    after step i (e.g. re-impose anchors at the next noise level)."""
+    b = x.shape[0]
     for i, t in enumerate(schedule):
-        eps = denoiser(x, t)
-        x = scheduler.step(eps, t, x).prev_sample
+        eps = denoiser(scheduler.scale_model_input(x, t), t)
+        prev, _ = scheduler_step(scheduler, fold(eps), t, fold(x), generator)
+        x = unfold(prev, b)
         if after_step is not None:
             x = after_step(x, i)
         progress.step(x)

@@ -59,19 +59,26 @@ class PromptEmbeddings:
         return self.positive.shape[-1]
 
 
-def _from_pretrained(cls, directory: Path, dtype: torch.dtype, device, variant: str | None):
+def load_encoder_model(cls, directory: Path, dtype: torch.dtype, device, variant: str | None) -> torch.nn.Module:
+    """A transformers text encoder from the weight files the shared table picks (safetensors first;
+    shards by their index). transformers reads them itself, as each of its releases names the
+    modules (the key layout of CLIP changed in transformers 5), on the meta device so the weights
+    are never held twice, and pickles only with weights_only; the files are checked first and
+    every key must match."""
     import transformers
 
-    path = find_weights(directory, "model", variant)
+    path, found = find_weights(directory, "transformers", variant)
     for shard in shard_paths(path):
         check_file(shard)
-    found_variant = "fp16" if ".fp16." in path.name else None
     dtype_key = "dtype" if tuple(int(x) for x in transformers.__version__.split(".")[:2]) >= (4, 56) else "torch_dtype"
-    model, info = cls.from_pretrained(
-        str(directory), variant=found_variant, use_safetensors=path.name.split(".")[-1] == "safetensors"
-        or path.name.endswith(".safetensors.index.json"), local_files_only=True, output_loading_info=True,
-        **{dtype_key: dtype})
-    problems = {k: v for k, v in info.items() if v}
+    try:
+        model, info = cls.from_pretrained(
+            str(directory), variant=found.variant, use_safetensors=found.ext == "safetensors", local_files_only=True,
+            output_loading_info=True, **{dtype_key: dtype})
+    except (OSError, ValueError, RuntimeError, EnvironmentError) as e:
+        raise ModelLoadError(f"{path}: {cls.__name__} cannot be loaded from {directory} ({type(e).__name__}: "
+                             f"{str(e)[:300]}); {REDOWNLOAD}") from None
+    problems = {k: sorted(v)[:6] for k, v in info.items() if v}
     if problems:
         raise ModelLoadError(f"{path}: the weights do not match {directory / 'config.json'} ({problems}); {REDOWNLOAD}")
     return model.to(device).eval().requires_grad_(False)
@@ -90,13 +97,18 @@ def load_text_encoder(folder: str | Path, dtype: torch.dtype = torch.float32, de
     for sub in ("tokenizer", "text_encoder"):
         if not (info.folder / sub).is_dir():
             raise ModelLoadError(f"{info.folder / sub} is missing; {REDOWNLOAD}")
-    if info.kind is StageKind.BASE:
-        tokenizer = T5Tokenizer.from_pretrained(str(info.folder / "tokenizer"), legacy=True, local_files_only=True)
-        model = _from_pretrained(T5EncoderModel, info.folder / "text_encoder", dtype, device, variant)
-        return TextEncoder("t5", tokenizer, model, info.folder)
-    tokenizer = CLIPTokenizer.from_pretrained(str(info.folder / "tokenizer"), local_files_only=True)
-    model = _from_pretrained(CLIPTextModel, info.folder / "text_encoder", dtype, device, variant)
-    return TextEncoder("clip", tokenizer, model, info.folder)
+    t5 = info.kind is StageKind.BASE
+    try:
+        if t5:
+            tokenizer = T5Tokenizer.from_pretrained(str(info.folder / "tokenizer"), legacy=True, local_files_only=True)
+        else:
+            tokenizer = CLIPTokenizer.from_pretrained(str(info.folder / "tokenizer"), local_files_only=True)
+    except (OSError, ValueError, TypeError, ImportError) as e:
+        raise ModelLoadError(f"{info.folder / 'tokenizer'}: the tokenizer cannot be read ({type(e).__name__}: {e}); "
+                             f"install the pack's requirements (sentencepiece, protobuf) or {REDOWNLOAD}") from None
+    model = load_encoder_model(T5EncoderModel if t5 else CLIPTextModel, info.folder / "text_encoder", dtype, device,
+                               variant)
+    return TextEncoder("t5" if t5 else "clip", tokenizer, model, info.folder)
 
 
 @torch.inference_mode()

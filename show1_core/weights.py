@@ -1,16 +1,20 @@
 """Finding and reading the weight files of one model component, safely and strictly.
 
-Safetensors files are preferred; a `.bin` is read only with `torch.load(weights_only=True)`.
-Broken downloads are recognised before any tensor is read (git-lfs pointers, truncated files) and
-reported with the file and what to do.
+One table says which file names diffusers' and transformers' `save_pretrained` write: the loader,
+the downloader's file selection and the error messages all read it, so what `download` fetches is
+what the loader reads. Safetensors files are preferred; a `.bin` is read only with
+`torch.load(weights_only=True)`. Broken downloads are recognised before any tensor is read
+(git-lfs pointers, truncated files, missing shards) and reported with the file and what to do.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import struct
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import torch
 from safetensors import safe_open
@@ -20,36 +24,104 @@ from .errors import ModelLoadError
 LFS_POINTER_PREFIX = b"version https://git-lfs"
 REDOWNLOAD = "re-download the stage folder (python -m show1_core download --dest <folder> --stages <stage>)"
 
-
-def candidate_files(directory: Path, stem: str, variant: str | None) -> list[Path]:
-    """Weight files to try, best first: safetensors before .bin, the preferred variant first,
-    each as a single file or as a sharded index."""
-    variants = [variant, None] if variant else [None, "fp16"]
-    names = []
-    for ext in ("safetensors", "bin"):
-        for v in variants:
-            base = f"{stem}.{v}.{ext}" if v else f"{stem}.{ext}"
-            names += [base, base + ".index.json"]
-    return [directory / n for n in names]
+# File stems per library and format: what `save_pretrained` names the weights of a component.
+WEIGHT_STEMS = {
+    "diffusers": {"safetensors": "diffusion_pytorch_model", "bin": "diffusion_pytorch_model"},
+    "transformers": {"safetensors": "model", "bin": "pytorch_model"},
+}
+FORMATS = ("safetensors", "bin")  # best first
+COMPONENT_LIBRARY = {"text_encoder": "transformers"}  # every other component is a diffusers model
+SHARD = re.compile(r"-\d{5}-of-\d{5}")
 
 
-def find_weights(directory: Path, stem: str, variant: str | None = None) -> Path:
-    for path in candidate_files(directory, stem, variant):
-        if path.is_file():
-            return path
-    tried = ", ".join(p.name for p in candidate_files(directory, stem, variant) if not p.name.endswith(".json"))
-    raise ModelLoadError(f"{directory}: no weight file found (looked for {tried}); {REDOWNLOAD}")
+def component_library(component: str) -> str:
+    return COMPONENT_LIBRARY.get(component, "diffusers")
+
+
+@dataclass(frozen=True)
+class WeightSet:
+    """One way a component's weights are stored: a format, a variant, one file or shards + index."""
+
+    stem: str
+    ext: str
+    variant: str | None
+
+    @property
+    def file(self) -> str:
+        return f"{self.stem}{self._v}.{self.ext}"
+
+    @property
+    def index(self) -> str:
+        """The shard index: both libraries put the variant before the last extension."""
+        return f"{self.stem}.{self.ext}.index{self._v}.json"
+
+    def is_shard(self, name: str) -> bool:
+        return re.fullmatch(re.escape(f"{self.stem}{self._v}") + SHARD.pattern + re.escape(f".{self.ext}"),
+                            name) is not None
+
+    @property
+    def _v(self) -> str:
+        return f".{self.variant}" if self.variant else ""
+
+
+VARIANT_IN_NAME = re.compile(r"^(?P<stem>[A-Za-z_]+)\.(?P<variant>[A-Za-z0-9_]+?)(?:-\d{5}-of-\d{5})?\.(?:safetensors|bin)")
+
+
+def is_weight_file(name: str) -> bool:
+    """A weight file or shard index of either library (any variant)."""
+    stems = {stem for formats in WEIGHT_STEMS.values() for stem in formats.values()}
+    return name.split(".")[0].split("-")[0] in stems and (name.endswith((".safetensors", ".bin"))
+                                                         or ".index" in name and name.endswith(".json"))
+
+
+def weight_sets(library: str, names: Iterable[str] = (), prefer: str | None = None) -> list[WeightSet]:
+    """Candidate weight sets, best first: safetensors before .bin; within a format the preferred
+    variant (or the default names), then the default names, then any other variant in `names`."""
+    names = list(names)
+    found = sorted({m["variant"] for n in names if (m := VARIANT_IN_NAME.match(n))
+                    and m["stem"] in WEIGHT_STEMS[library].values()} - {prefer, "safetensors", "bin"})
+    order = [prefer, None] if prefer else [None]
+    order += [v for v in ("fp16", *found) if v not in order]
+    return [WeightSet(WEIGHT_STEMS[library][ext], ext, v) for ext in FORMATS for v in order]
+
+
+def choose_files(names: Iterable[str], library: str, prefer: str | None = None) -> tuple[WeightSet, list[str]] | None:
+    """Of the file names of one component folder, the best weight set and the files that hold it: a
+    single file, or an index and its shards (the index first). None when no weight set is there."""
+    names = set(names)
+    for ws in weight_sets(library, names, prefer):
+        if ws.file in names:
+            return ws, [ws.file]
+        if ws.index in names:
+            return ws, [ws.index, *sorted(n for n in names if ws.is_shard(n))]
+    return None
+
+
+def expected_names(library: str, prefer: str | None = None) -> str:
+    """The names the loader looks for, for error messages."""
+    return ", ".join(dict.fromkeys(ws.file for ws in weight_sets(library, (), prefer)))
+
+
+def find_weights(directory: Path, library: str = "diffusers", prefer: str | None = None) -> tuple[Path, WeightSet]:
+    """The weight file (or shard index) of a component folder, and which weight set it is."""
+    names = [p.name for p in directory.iterdir() if p.is_file()] if directory.is_dir() else []
+    chosen = choose_files(names, library, prefer)
+    if chosen is None:
+        raise ModelLoadError(f"{directory}: no weight file found (looked for {expected_names(library, prefer)}, "
+                             f"single or sharded with an index); {REDOWNLOAD}")
+    ws, files = chosen
+    return directory / files[0], ws
 
 
 def shard_paths(path: Path) -> list[Path]:
     """The files holding the tensors of `path` (itself, or the shards its index names)."""
-    if not path.name.endswith(".index.json"):
+    if not path.name.endswith(".json"):
         return [path]
     try:
         weight_map = json.loads(path.read_text())["weight_map"]
-    except (ValueError, KeyError) as e:
-        raise ModelLoadError(f"{path}: not a valid shard index ({e}); {REDOWNLOAD}") from None
-    shards = sorted({path.parent / name for name in weight_map.values()})
+        shards = sorted({path.parent / name for name in weight_map.values()})
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ModelLoadError(f"{path}: not a valid shard index ({type(e).__name__}: {e}); {REDOWNLOAD}") from None
     for shard in shards:
         if not shard.is_file():
             raise ModelLoadError(f"{shard}: shard listed in {path.name} is missing; {REDOWNLOAD}")
@@ -83,31 +155,47 @@ def check_file(path: Path) -> None:
         raise ModelLoadError(f"{path} is truncated: {size} bytes on disk, {8 + header_len + end} expected; {REDOWNLOAD}")
 
 
+def _load_pickle(path: Path) -> dict:
+    try:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as e:
+            if "mmap" not in str(e):
+                raise
+            return torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip) serialization
+    except Exception as e:  # pickle errors, truncated zip archives, code objects
+        raise ModelLoadError(
+            f"{path} cannot be read as a PyTorch state dict with weights_only loading ({type(e).__name__}: "
+            f"it is damaged or holds Python objects besides tensors, which are never executed here); "
+            f"{REDOWNLOAD}, preferably as .safetensors") from None
+
+
 def iter_tensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
-    """Yield (name, tensor) from a checked weight file, one tensor at a time where the format allows."""
-    for shard in shard_paths(path):
+    """Yield (name, tensor) from a checked weight file or shard index, shard by shard."""
+    shards = shard_paths(path)
+    for shard in shards:
         check_file(shard)
+    for shard in shards:
         if shard.suffix == ".safetensors":
             with safe_open(str(shard), framework="pt") as f:
                 for key in f.keys():
                     yield key, f.get_tensor(key)
         else:
-            try:
-                state = torch.load(shard, map_location="cpu", weights_only=True, mmap=True)
-            except Exception as e:  # pickle errors, truncated zip archives, code objects
-                raise ModelLoadError(
-                    f"{shard} cannot be read as a PyTorch state dict with weights_only loading ({type(e).__name__}: "
-                    f"it is damaged or holds Python objects besides tensors, which are never executed here); "
-                    f"{REDOWNLOAD}, preferably as .safetensors") from None
+            state = _load_pickle(shard)
+            if not isinstance(state, dict):
+                raise ModelLoadError(f"{shard} holds a {type(state).__name__}, not a state dict; {REDOWNLOAD}")
             yield from state.items()
 
 
 def load_state_dict(path: Path, dtype: torch.dtype, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-    """Read every tensor converted to `dtype` on `device`; integer buffers keep their dtype."""
+    """Read every tensor converted to `dtype` on `device`; integer buffers keep their dtype.
+
+    Pickles are memory-mapped while they are read, so each tensor is copied out of the file: the
+    model never depends on a file that a re-download may replace."""
     state = {}
     for key, tensor in iter_tensors(path):
         target = dtype if tensor.is_floating_point() else tensor.dtype
-        state[key] = tensor.to(device=device, dtype=target)
+        state[key] = tensor.to(device=device, dtype=target, copy=path.suffix == ".bin" or ".bin." in path.name)
     return state
 
 

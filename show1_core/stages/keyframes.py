@@ -8,7 +8,8 @@ from ..errors import check
 from ..loading import Stage, StageKind
 from ..memory import Placement
 from ..progress import CancelCheck, Progress, StepCallback
-from ..sampling import PixelDenoiser, randn, sample_pixels
+from ..sampling import Chain, Denoiser, randn, sample_pixels
+from ..schedulers import timesteps
 from ..text import PromptEmbeddings
 from .common import check_embeddings, check_size, check_steps, make_generator, placement_for, require_kind
 
@@ -22,8 +23,9 @@ def generate_keyframes(model: Stage, embeds: PromptEmbeddings, num_frames: int =
                        check_cancel: CancelCheck | None = None) -> torch.Tensor:
     """Sample `num_frames` keyframes (1, 3, F, H, W) in [-1, 1], float32 on the CPU.
 
-    Noise as in the published pipeline: x_T of shape (1, 3, F, H, W), then one (F, 3, H, W) draw per
-    step with t > 0, all from one generator seeded with `seed`.
+    Noise as in the published pipeline: x_T of shape (1, 3, F, H, W), then whatever the scheduler
+    draws per step (nothing for DPM-Solver++; (F, 3, H, W) per step for DDPM), all from one generator
+    seeded with `seed`.
     """
     require_kind(model, StageKind.BASE)
     check_embeddings(model, embeds)
@@ -31,12 +33,12 @@ def generate_keyframes(model: Stage, embeds: PromptEmbeddings, num_frames: int =
     check_size(model, height, width)
     check_steps(steps, guidance)
     generator = make_generator(seed)
-    progress = Progress("keyframes", steps, callback, check_cancel)
+    scheduler = model.scheduler()
+    schedule = timesteps(scheduler, steps)
+    progress = Progress("keyframes", len(schedule), callback, check_cancel)
     place = placement_for(model.unet, placement)
     with place.use(model.unet) as device:
-        scheduler = model.scheduler()
         x = (randn((1, 3, num_frames, height, width), generator) * scheduler.init_noise_sigma).to(device)
-        denoiser = PixelDenoiser(model.unet, embeds.pair(), videos=1, guidance=guidance)
-        video = sample_pixels(denoiser, scheduler, x, steps, lambda: randn((num_frames, 3, height, width), generator),
-                              progress)
+        denoiser = Denoiser(model.unet, embeds.pair(), guidance, noise_channels=3)
+        video = sample_pixels(denoiser, [Chain(scheduler, generator, slice(None))], x, schedule, progress)
     return video.float().cpu()

@@ -2,7 +2,7 @@
 
 Keyframes from Show-1 or from any image model are encoded with the sr2 VAE and placed at their
 anchor frame indices. The latent video UNet of show-1-sr2 denoises the whole video while, after
-every DDIM step, the anchor frames are replaced by the encoded keyframes noised to the current
+every scheduler step, the anchor frames are replaced by the encoded keyframes noised to the current
 level with the scheduler's `add_noise` (one fixed noise draw, so the anchors follow the same
 forward trajectory the sampler assumes). The last step puts the clean keyframes back, so the
 anchors of the output equal the encoded keyframes exactly, while the motion between them comes
@@ -21,10 +21,11 @@ from ..errors import check
 from ..loading import Stage, StageKind
 from ..memory import Placement
 from ..progress import CancelCheck, Progress, StepCallback
-from ..sampling import LatentDenoiser, WindowedDenoiser, randn, sample_latents
+from ..sampling import Denoiser, WindowedDenoiser, randn, sample_latents
+from ..schedulers import strength_timesteps
 from ..text import PromptEmbeddings
 from .common import check_embeddings, check_steps, make_generator, placement_for, require_kind
-from .latent_sr import check_latents, check_strength, strength_schedule
+from .latent_sr import check_latents, check_strength
 
 LATENT_FPS = 8.0
 
@@ -84,10 +85,11 @@ def interpolate_latents(model: Stage, embeds: PromptEmbeddings, keyframes: torch
           f"window/overlap: {window}/{overlap} must satisfy window >= 2 and 0 <= overlap < window")
 
     scheduler = model.scheduler()
-    schedule = strength_schedule(scheduler, steps, strength)
+    schedule = strength_timesteps(scheduler, steps, strength)
     keyframes = keyframes.float().cpu()
     b, c, _, h, w = keyframes.shape
-    noise = randn((b, c, num_frames, h, w), make_generator(seed))
+    generator = make_generator(seed)
+    noise = randn((b, c, num_frames, h, w), generator)
     anchor_noise = noise[:, :, anchors]
 
     def noised_anchors(t: int) -> torch.Tensor:
@@ -106,6 +108,6 @@ def interpolate_latents(model: Stage, embeds: PromptEmbeddings, keyframes: torch
             latents[:, :, anchors] = target.to(latents.device)
             return latents
 
-        denoiser = WindowedDenoiser(LatentDenoiser(model.unet, embeds.pair(), guidance), window, overlap)
-        out = sample_latents(denoiser, scheduler, x.to(device), schedule, progress, after_step=reimpose)
+        denoiser = WindowedDenoiser(Denoiser(model.unet, embeds.pair(), guidance, noise_channels=c), window, overlap)
+        out = sample_latents(denoiser, scheduler, x.to(device), schedule, progress, generator, after_step=reimpose)
     return out.float().cpu()

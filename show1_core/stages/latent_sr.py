@@ -1,9 +1,9 @@
 """Latent super-resolution with show-1-sr2: video-to-video in the VAE's latent space.
 
-The sr1 video is resized to the final size, encoded, noised to the `strength` point of a DDIM
-schedule and denoised by the ModelScope-style latent video UNet with CLIP text guidance. The
-published hand-off (uint8 frames, PIL bicubic resize) is kept in `latent_super_resolve` so the
-cascade matches the published one.
+The sr1 video is resized to the final size, encoded, noised to the `strength` point of the
+stage's schedule (DPM-Solver++ as shipped) and denoised by the Show-1 UNet3D in its ModelScope
+layout with CLIP text guidance. The published hand-off (uint8 frames, PIL bicubic resize) is kept
+in `latent_super_resolve` so the cascade matches the published one.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from ..frames import resize_uint8, to_uint8, uint8_to_video
 from ..loading import Stage, StageKind
 from ..memory import Placement
 from ..progress import CancelCheck, Progress, StepCallback
-from ..sampling import LatentDenoiser, fold, randn, sample_latents, unfold
-from ..scheduling import timesteps
+from ..sampling import Denoiser, fold, randn, sample_latents, unfold
+from ..schedulers import strength_timesteps
 from ..text import PromptEmbeddings
 from .common import check_embeddings, check_steps, make_generator, placement_for, require_kind
 from .vae import vae_decode, vae_encode
@@ -25,12 +25,6 @@ from .vae import vae_decode, vae_encode
 def check_strength(strength: float, steps: int) -> None:
     check(0 < strength <= 1, f"strength: {strength} must be in (0, 1] (1 = start from pure noise)")
     check(int(steps * strength) >= 1, f"strength: {strength} x steps {steps} leaves no denoising step; raise either")
-
-
-def strength_schedule(scheduler, steps: int, strength: float) -> list[int]:
-    """The last int(steps * strength) timesteps of the schedule (diffusers img2img)."""
-    full = timesteps(scheduler, steps)
-    return full[steps - min(int(steps * strength), steps):]
 
 
 def check_latents(model: Stage, latents: torch.Tensor, argument: str = "latents") -> None:
@@ -45,22 +39,24 @@ def latent_video_to_video(model: Stage, embeds: PromptEmbeddings, latents: torch
                           steps: int = 50, guidance: float = 15.0, seed: int | torch.Generator = 0,
                           placement: Placement | None = None, callback: StepCallback | None = None,
                           check_cancel: CancelCheck | None = None) -> torch.Tensor:
-    """Re-noise scaled latents (B, C, F, h, w) to `strength` and denoise them with sr2's UNet (DDIM,
-    eta 0). Draws one (B*F, C, h, w) noise tensor. Returns latents, float32 on the CPU."""
+    """Re-noise scaled latents (B, C, F, h, w) to `strength` and denoise them with sr2's UNet.
+    Draws one (B*F, C, h, w) noise tensor, then whatever the scheduler draws per step (nothing for
+    DPM-Solver++). Returns latents, float32 on the CPU."""
     require_kind(model, StageKind.SR2)
     check_embeddings(model, embeds)
     check_latents(model, latents)
     check_steps(steps, guidance)
     check_strength(strength, steps)
     scheduler = model.scheduler()
-    schedule = strength_schedule(scheduler, steps, strength)
+    schedule = strength_timesteps(scheduler, steps, strength)
     b = latents.shape[0]
-    noise = randn(fold(latents).shape, make_generator(seed))
+    generator = make_generator(seed)
+    noise = randn(fold(latents).shape, generator)
     x = unfold(scheduler.add_noise(fold(latents.float().cpu()), noise, torch.tensor(schedule[:1])), b)
     progress = Progress("sr2", len(schedule), callback, check_cancel)
     with placement_for(model.unet, placement).use(model.unet) as device:
-        denoiser = LatentDenoiser(model.unet, embeds.pair(), guidance)
-        out = sample_latents(denoiser, scheduler, x.to(device), schedule, progress)
+        denoiser = Denoiser(model.unet, embeds.pair(), guidance, noise_channels=latents.shape[1])
+        out = sample_latents(denoiser, scheduler, x.to(device), schedule, progress, generator)
     return out.float().cpu()
 
 

@@ -18,7 +18,8 @@ from ..errors import check
 from ..loading import Stage, StageKind
 from ..memory import Placement
 from ..progress import CancelCheck, Progress, StepCallback
-from ..sampling import PixelDenoiser, randn, sample_pixels, videos_per_call
+from ..sampling import Chain, Denoiser, randn, sample_pixels, videos_per_call
+from ..schedulers import timesteps
 from ..text import PromptEmbeddings
 from .common import check_embeddings, check_size, check_steps, check_video, make_generator, placement_for, \
     require_kind
@@ -86,22 +87,23 @@ def interpolate_keyframes(model: Stage, embeds: PromptEmbeddings, keyframes: tor
     pair = 2 if guidance > 1 else 1
     chunk = max(1, videos_per_call(model.unet, init_noise, windows * b * pair) // (b * pair))
     starts = range(0, windows, min(chunk, max_windows or chunk))
-    progress = Progress("interpolation", steps * len(starts), callback, check_cancel)
+    schedule = timesteps(model.scheduler(), steps)
+    progress = Progress("interpolation", len(schedule) * len(starts), callback, check_cancel)
     place = placement_for(model.unet, placement)
+    denoiser = None
     outs = []
     with place.use(model.unet) as device:
         for start in starts:
             n = min(starts.step, windows - start)
-            step_generator = make_generator(seed)  # the same step noise for every chunk, as for every window
-
-            def step_noise() -> torch.Tensor:
-                return randn((b * WINDOW, 3, h, w), step_generator).repeat(n, 1, 1, 1)
-
+            # every window is its own chain, its generator re-seeded as the published script re-seeds
+            # every window's pipeline call
+            chains = [Chain(model.scheduler(), make_generator(seed), slice(i * b, (i + 1) * b)) for i in range(n)]
+            for chain in chains:
+                chain.scheduler.set_timesteps(steps)
             x = init_noise.repeat(n, 1, 1, 1, 1).to(device)
             condition = window_conditions(keyframes[:, :, start:start + n + 1]).to(device)
-            denoiser = PixelDenoiser(model.unet, embeds.pair(), videos=n * b, guidance=guidance)
-            outs.append(sample_pixels(denoiser, model.scheduler(), x, steps, step_noise, progress,
-                                      condition=condition).float().cpu())
+            denoiser = denoiser or Denoiser(model.unet, embeds.pair(), guidance, noise_channels=3)
+            outs.append(sample_pixels(denoiser, chains, x, schedule, progress, condition=condition).float().cpu())
     out = torch.cat(outs)
     if record is not None:
         record("interp_window_outputs", out.view(windows, b, *out.shape[1:]))

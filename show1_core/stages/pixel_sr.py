@@ -23,7 +23,8 @@ from ..errors import check
 from ..loading import Stage, StageKind
 from ..memory import Offload, Placement
 from ..progress import CancelCheck, Progress, StepCallback
-from ..sampling import PixelDenoiser, randn, sample_pixels
+from ..sampling import Chain, Denoiser, randn, sample_pixels
+from ..schedulers import timesteps
 from ..text import PromptEmbeddings
 from .common import check_embeddings, check_size, check_steps, check_video, make_generator, placement_for, \
     require_kind
@@ -60,21 +61,22 @@ def sr_window(model: Stage, embeds: PromptEmbeddings, video: torch.Tensor, heigh
               first_frame: torch.Tensor | None = None) -> torch.Tensor:
     """One super-resolution call on a low-resolution video (B, 3, F, h, w), on the UNet's device.
 
-    Draws, in order: x_T (B, 3, F, H, W), the condition noise (B, 3, F, H, W), then (B*F, 3, H, W)
-    per step. With F = 1 this is exactly the IF-II image pipeline.
+    Draws, in order: x_T (B, 3, F, H, W), the condition noise (B, 3, F, H, W), then the scheduler's
+    step noise ((B*F, 3, H, W) per DDPM step). With F = 1 this is exactly the IF-II image pipeline.
     """
     b, _, f, _, _ = video.shape
     device = next(model.unet.parameters()).device
     scheduler = model.scheduler()
+    schedule = timesteps(scheduler, steps)
     x = randn((b, 3, f, height, width), generator) * scheduler.init_noise_sigma
     condition = upscale(video.float().cpu(), height, width)
     levels = torch.full((b,), noise_level, dtype=torch.long)
     condition = model.noising_scheduler().add_noise(condition, randn(condition.shape, generator), levels)
     if first_frame is not None:
         condition[:, :, :1] = first_frame.float().cpu().reshape(b, 3, 1, height, width)
-    denoiser = PixelDenoiser(model.unet, embeds.pair(), videos=b, guidance=guidance)
-    return sample_pixels(denoiser, scheduler, x.to(device), steps, lambda: randn((b * f, 3, height, width), generator),
-                         progress, condition=condition.to(device), class_labels=levels).float().cpu()
+    denoiser = Denoiser(model.unet, embeds.pair(), guidance, noise_channels=3)
+    return sample_pixels(denoiser, [Chain(scheduler, generator, slice(None))], x.to(device), schedule, progress,
+                         condition=condition.to(device), class_labels=levels).float().cpu()
 
 
 @torch.inference_mode()
@@ -91,7 +93,7 @@ def upscale_first_frame(model: Stage, embeds: PromptEmbeddings, image: torch.Ten
     check_size(model, height, width)
     check_steps(steps, guidance)
     check_noise_level(noise_level)
-    progress = Progress("if_ii", steps, callback, check_cancel)
+    progress = Progress("if_ii", model.schedule_length(steps), callback, check_cancel)
     with placement_for(model.unet, placement).use(model.unet):
         out = sr_window(model, embeds, image.unsqueeze(2), height, width, steps, guidance, noise_level,
                         make_generator(seed), progress)
@@ -133,7 +135,8 @@ def super_resolve_pixels(model: Stage, embeds: PromptEmbeddings, video: torch.Te
         require_kind(if_ii, StageKind.IF_II, "if_ii")
     starts = window_starts(frames, window, stride)
     run_if_ii = first_frame is None and if_ii is not None
-    progress = Progress("sr1", steps * len(starts) + (if_ii_steps if run_if_ii else 0), callback, check_cancel)
+    progress = Progress("sr1", model.schedule_length(steps) * len(starts)
+                        + (if_ii.schedule_length(if_ii_steps) if run_if_ii else 0), callback, check_cancel)
     place = placement_for(model.unet, placement)
     video = video.float().cpu()
     if run_if_ii:

@@ -1,5 +1,13 @@
-"""Building blocks of the Show-1 pixel UNets: resnets, temporal convolutions, the IF-style down,
-mid and up blocks, and the timestep / text-pooling embeddings.
+"""Building blocks of the Show-1 UNet3D family: resnets, temporal convolutions, resamplers, the
+down / mid / up blocks of both layouts the checkpoints use, and the timestep / text embeddings.
+
+Two block families share one layer order (resnet -> temporal conv [-> spatial attention ->
+temporal attention]):
+
+* DeepFloyd-IF blocks (show-1-base, -interpolation, -sr1): IF's "simple" cross-attention, and
+  resampling inside a resnet (`ResnetDownsampleBlock3D`, `SimpleCrossAttnUpBlock3D`, ...);
+* ModelScope blocks (show-1-sr2): a spatial transformer that cross-attends to the text, and
+  strided / nearest+conv resamplers (`CrossAttnDownBlock3D`, `UpBlock3D`, ...).
 
 Module and parameter names mirror the published checkpoints (diffusers 0.19 layout), e.g.
 `down_blocks.1.temp_attentions.0.transformer_blocks.0.attn1.to_q.weight`.
@@ -8,12 +16,13 @@ Module and parameter names mirror the published checkpoints (diffusers 0.19 layo
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import SimpleCrossAttention, TemporalTransformer
+from .attention import SimpleCrossAttention, SpatialTransformer, TemporalTransformer
 
 ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU, "swish": nn.SiLU, "mish": nn.Mish, "relu": nn.ReLU}
 
@@ -190,40 +199,103 @@ def from_frames(frames: torch.Tensor) -> torch.Tensor:
     return frames.reshape(b * f, h, w, c).permute(0, 3, 1, 2)
 
 
+class Downsample(nn.Module):
+    """diffusers `Downsample2D` with a convolution: 3x3, stride 2."""
+
+    def __init__(self, channels: int, padding: int = 1):
+        super().__init__()
+        self.padding = padding
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.padding == 0:
+            x = F.pad(x, (0, 1, 0, 1))
+        return self.conv(x)
+
+
+class Upsample(nn.Module):
+    """diffusers `Upsample2D` with a convolution: nearest upsampling to `size`, then 3x3."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        if x.dtype == torch.bfloat16:  # nearest upsampling has no bf16 kernel everywhere
+            return self.conv(F.interpolate(x.float(), size=size, mode="nearest").to(x.dtype))
+        return self.conv(F.interpolate(x, size=size, mode="nearest"))
+
+
+@dataclass(frozen=True)
+class BlockType:
+    """What a block type of the configs is made of."""
+
+    attention: str | None  # "simple" (IF), "transformer" (ModelScope) or None
+    if_family: bool  # IF resnets (the config's skip-act and output scale) and resampling resnets
+
+
+DOWN_BLOCKS = {
+    "ResnetDownsampleBlock3D": BlockType(None, True), "SimpleCrossAttnDownBlock3D": BlockType("simple", True),
+    "DownBlock3D": BlockType(None, False), "CrossAttnDownBlock3D": BlockType("transformer", False),
+}
+UP_BLOCKS = {
+    "ResnetUpsampleBlock3D": BlockType(None, True), "SimpleCrossAttnUpBlock3D": BlockType("simple", True),
+    "UpBlock3D": BlockType(None, False), "CrossAttnUpBlock3D": BlockType("transformer", False),
+}
+MID_BLOCKS = {"UNetMidBlock3DSimpleCrossAttn": BlockType("simple", True),
+              "UNetMidBlock3DCrossAttn": BlockType("transformer", False)}
+
+
+@dataclass(frozen=True)
 class BlockSettings:
-    """Settings shared by every resnet and attention of one UNet, read from its config."""
+    """Settings shared by every layer of one UNet, read from its config."""
 
-    def __init__(self, temb_ch: int, groups: int, eps: float, act: str, time_scale_shift: str,
-                 skip_time_act: bool, resnet_scale: float, context_dim: int, cross_attention_norm: str | None):
-        self.temb_ch, self.groups, self.eps, self.act = temb_ch, groups, eps, act
-        self.time_scale_shift, self.skip_time_act = time_scale_shift, skip_time_act
-        self.resnet_scale, self.context_dim = resnet_scale, context_dim
-        self.cross_attention_norm = cross_attention_norm
+    temb_ch: int
+    groups: int
+    eps: float
+    act: str
+    time_scale_shift: str
+    skip_time_act: bool
+    resnet_scale: float
+    cross_attention_norm: str | None
+    linear_projection: bool = False
+    upcast_attention: bool = False
+    downsample_padding: int = 1
 
-    def resnet(self, in_ch: int, out_ch: int, scale: float | None = None, **resample) -> ResnetBlock:
+    def resnet(self, kind: BlockType, in_ch: int, out_ch: int, scale: float | None = None, **resample) -> ResnetBlock:
+        # the ModelScope blocks of the published model take neither skip_time_act nor the output scale
+        skip = self.skip_time_act if kind.if_family else False
+        default_scale = self.resnet_scale if kind.if_family else 1.0
         return ResnetBlock(in_ch, out_ch, self.temb_ch, self.groups, self.eps, self.act, self.time_scale_shift,
-                           self.skip_time_act, self.resnet_scale if scale is None else scale, **resample)
+                           skip, default_scale if scale is None else scale, **resample)
 
-    def spatial_attention(self, ch: int, head_dim: int, only_cross: bool) -> SimpleCrossAttention:
-        return SimpleCrossAttention(ch, head_dim, self.context_dim, self.groups, only_cross, self.cross_attention_norm)
+    def spatial_attention(self, kind: BlockType, ch: int, heads: int, context_dim: int, only_cross: bool,
+                          layers: int) -> nn.Module:
+        if kind.attention == "simple":  # here `heads` is the config's attention_head_dim, IF's head size
+            return SimpleCrossAttention(ch, heads, context_dim, self.groups, only_cross, self.cross_attention_norm)
+        return SpatialTransformer(ch, heads, ch // heads, context_dim, self.groups, layers, self.linear_projection,
+                                  only_cross, self.upcast_attention)
 
-    def temporal_attention(self, ch: int, head_dim: int) -> TemporalTransformer:
-        # heads and head size are swapped relative to the spatial attention, as in the checkpoints
-        return TemporalTransformer(heads=head_dim, head_dim=ch // head_dim, channels=ch, groups=self.groups)
+    def temporal_attention(self, ch: int, heads: int) -> TemporalTransformer:
+        # heads = the config's attention_head_dim and head size = channels / heads in every published
+        # temporal layer (the spatial IF attention swaps the two)
+        return TemporalTransformer(heads=heads, head_dim=ch // heads, channels=ch, groups=self.groups)
 
 
-class PixelBlock(nn.Module):
-    """One IF-style down or up block with temporal layers.
+class UNetBlock(nn.Module):
+    """One down or up block of either family.
 
     Layer i: resnet -> temporal conv [-> spatial attention -> temporal attention]; then an optional
-    resampling resnet. Up blocks concatenate a skip connection before each resnet.
+    resampler (a resampling resnet in IF blocks, a convolution in ModelScope blocks). Up blocks
+    concatenate a skip connection before each resnet.
     """
 
-    def __init__(self, s: BlockSettings, in_ch: int, out_ch: int, num_layers: int, attention: bool,
-                 head_dim: int, only_cross: bool, resample: str | None, prev_out_ch: int | None = None):
+    def __init__(self, s: BlockSettings, kind: BlockType, in_ch: int, out_ch: int, num_layers: int, heads: int,
+                 context_dim: int, only_cross: bool, transformer_layers: int, resample: str | None,
+                 prev_out_ch: int | None = None):
         super().__init__()
+        self.kind = kind
         self.is_up = prev_out_ch is not None
-        self.has_attention = attention
         resnets, convs, attns, temps = [], [], [], []
         for i in range(num_layers):
             if self.is_up:
@@ -231,20 +303,22 @@ class PixelBlock(nn.Module):
                 res_in = (prev_out_ch if i == 0 else out_ch) + skip
             else:
                 res_in = in_ch if i == 0 else out_ch
-            resnets.append(s.resnet(res_in, out_ch))
+            resnets.append(s.resnet(kind, res_in, out_ch))
             convs.append(TemporalConv(out_ch))
-            if attention:
-                attns.append(s.spatial_attention(out_ch, head_dim, only_cross))
-                temps.append(s.temporal_attention(out_ch, head_dim))
+            if kind.attention:
+                attns.append(s.spatial_attention(kind, out_ch, heads, context_dim, only_cross, transformer_layers))
+                temps.append(s.temporal_attention(out_ch, heads))
         self.resnets = nn.ModuleList(resnets)
         self.temp_convs = nn.ModuleList(convs)
-        if attention:
+        if kind.attention:
             self.attentions = nn.ModuleList(attns)
             self.temp_attentions = nn.ModuleList(temps)
         if resample == "down":
-            self.downsamplers = nn.ModuleList([s.resnet(out_ch, out_ch, down=True)])
+            self.downsamplers = nn.ModuleList([s.resnet(kind, out_ch, out_ch, down=True) if kind.if_family
+                                               else Downsample(out_ch, s.downsample_padding)])
         elif resample == "up":
-            self.upsamplers = nn.ModuleList([s.resnet(out_ch, out_ch, up=True)])
+            self.upsamplers = nn.ModuleList([s.resnet(kind, out_ch, out_ch, up=True) if kind.if_family
+                                             else Upsample(out_ch)])
         self.resample = resample
 
     def forward(self, x, temb, context, num_frames, skips: list[torch.Tensor] | None = None):
@@ -253,28 +327,32 @@ class PixelBlock(nn.Module):
             if skips is not None:
                 x = torch.cat([x, skips.pop()], dim=1)
             x = conv(resnet(x, temb), num_frames)
-            if self.has_attention:
+            if self.kind.attention:
                 x = self.attentions[i](x, context, num_frames)
                 x = self.temp_attentions[i](x, num_frames)
             outputs.append(x)
         if self.resample == "down":
-            x = self.downsamplers[0](x, temb)
+            x = self.downsamplers[0](x, temb) if self.kind.if_family else self.downsamplers[0](x)
             outputs.append(x)
         elif self.resample == "up":
-            x = self.upsamplers[0](x, temb)
+            # ModelScope upsamplers take the size of the next skip, so odd sizes come out right
+            x = self.upsamplers[0](x, temb) if self.kind.if_family else self.upsamplers[0](x, skips[-1].shape[-2:])
         return x, outputs
 
 
 class MidBlock(nn.Module):
-    """`UNetMidBlock3DSimpleCrossAttn`: resnet, temporal conv, then (attention, temporal attention,
-    resnet, temporal conv) per layer; its resnets use `mid_block_scale_factor`."""
+    """`UNetMidBlock3DSimpleCrossAttn` / `UNetMidBlock3DCrossAttn`: resnet, temporal conv, then
+    (attention, temporal attention, resnet, temporal conv) per layer; its resnets use
+    `mid_block_scale_factor`."""
 
-    def __init__(self, s: BlockSettings, ch: int, head_dim: int, only_cross: bool, scale: float, num_layers: int = 1):
+    def __init__(self, s: BlockSettings, kind: BlockType, ch: int, heads: int, context_dim: int, only_cross: bool,
+                 scale: float, transformer_layers: int, num_layers: int = 1):
         super().__init__()
-        self.resnets = nn.ModuleList([s.resnet(ch, ch, scale=scale) for _ in range(num_layers + 1)])
+        self.resnets = nn.ModuleList([s.resnet(kind, ch, ch, scale=scale) for _ in range(num_layers + 1)])
         self.temp_convs = nn.ModuleList([TemporalConv(ch) for _ in range(num_layers + 1)])
-        self.attentions = nn.ModuleList([s.spatial_attention(ch, head_dim, only_cross) for _ in range(num_layers)])
-        self.temp_attentions = nn.ModuleList([s.temporal_attention(ch, head_dim) for _ in range(num_layers)])
+        self.attentions = nn.ModuleList([s.spatial_attention(kind, ch, heads, context_dim, only_cross,
+                                                             transformer_layers) for _ in range(num_layers)])
+        self.temp_attentions = nn.ModuleList([s.temporal_attention(ch, heads) for _ in range(num_layers)])
 
     def forward(self, x, temb, context, num_frames):
         x = self.temp_convs[0](self.resnets[0](x, temb), num_frames)

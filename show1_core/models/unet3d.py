@@ -1,11 +1,15 @@
-"""The Show-1 pixel UNet family (show-1-base, show-1-interpolation, show-1-sr1).
+"""The Show-1 UNet3D family: show-1-base, show-1-interpolation, show-1-sr1 and show-1-sr2.
 
-One config-driven class builds all three from their `unet/config.json`, exactly as the published
-`showone.models.UNet3DConditionModel` does for these checkpoints: DeepFloyd-IF blocks with temporal
-convolutions and temporal attention, an optional temporal transformer after `conv_in`
-(`transfromer_in_opt`, sic), the pooled-text addition embedding and an optional noise-level
-class embedding. Inputs and outputs are videos `(B, C, F, H, W)`; inside, frames are folded into
-the batch as `b * F + f`.
+One config-driven class builds all four from their `unet/config.json`, exactly as the published
+`showone.models.unet_3d_condition.UNet3DConditionModel` does: DeepFloyd-IF blocks (pixel stages)
+or ModelScope blocks (sr2) with temporal convolutions and temporal attention, an optional temporal
+transformer after `conv_in` (`transfromer_in_opt`, sic), the pooled-text addition embedding and
+an optional noise-level class embedding. The published class splits attention heads as
+heads = `attention_head_dim`; diffusers' own `UNet3DConditionModel` splits them the other way, so
+it computes another function with the same weights and is not used.
+
+Inputs and outputs are videos `(B, C, F, H, W)`; inside, frames are folded into the batch as
+`b * F + f`.
 """
 
 from __future__ import annotations
@@ -18,11 +22,8 @@ from torch import nn
 
 from ..errors import ModelLoadError
 from .attention import TemporalTransformer
-from .pixel_blocks import BlockSettings, MidBlock, PixelBlock, TextTimeEmbedding, TimestepEmbedding, activation, \
-    timestep_embedding
-
-DOWN_BLOCKS = {"ResnetDownsampleBlock3D": False, "SimpleCrossAttnDownBlock3D": True}
-UP_BLOCKS = {"ResnetUpsampleBlock3D": False, "SimpleCrossAttnUpBlock3D": True}
+from .blocks import DOWN_BLOCKS, MID_BLOCKS, UP_BLOCKS, BlockSettings, MidBlock, TextTimeEmbedding, \
+    TimestepEmbedding, UNetBlock, activation, timestep_embedding
 
 
 def per_block(value: Any, n: int, name: str) -> list:
@@ -34,8 +35,8 @@ def per_block(value: Any, n: int, name: str) -> list:
 
 
 @dataclass
-class PixelUNetConfig:
-    """The subset of diffusers' UNet3DConditionModel config that the Show-1 pixel checkpoints use."""
+class UNet3DConfig:
+    """The keys of the published UNet3DConditionModel config that shape the Show-1 checkpoints."""
 
     in_channels: int
     out_channels: int
@@ -44,8 +45,8 @@ class PixelUNetConfig:
     up_block_types: list[str]
     layers_per_block: int | list[int] = 2
     attention_head_dim: int | list[int] = 8
-    cross_attention_dim: int = 1280
-    mid_block_type: str | None = "UNetMidBlock3DSimpleCrossAttn"
+    cross_attention_dim: int | list[int] = 1280
+    mid_block_type: str | None = "UNetMidBlock3DCrossAttn"
     mid_block_scale_factor: float = 1.0
     mid_block_only_cross_attention: bool | None = None
     only_cross_attention: bool | list[bool] = False
@@ -76,25 +77,45 @@ class PixelUNetConfig:
     transfromer_in_opt: bool = False
     num_attention_heads: Any = None
     dual_cross_attention: bool = False
-    transformer_layers_per_block: int = 1
-    sample_size: Any = None
-    # accepted and without effect on these blocks, as in the published implementation
+    transformer_layers_per_block: int | list[int] = 1
     use_linear_projection: bool = False
     upcast_attention: bool = False
     downsample_padding: int = 1
+    sample_size: Any = None
+    # accepted and without effect on these models, as in the published implementation
     addition_time_embed_dim: Any = None
     projection_class_embeddings_input_dim: Any = None
 
     @classmethod
-    def from_dict(cls, config: dict) -> "PixelUNetConfig":
+    def from_dict(cls, config: dict) -> "UNet3DConfig":
         names = {f.name for f in fields(cls)}
-        cfg = cls(**{k: v for k, v in config.items() if k in names})
+        try:
+            cfg = cls(**{k: v for k, v in config.items() if k in names})
+        except TypeError as e:
+            raise ModelLoadError(f"unet/config.json: {e}; is this folder a Show-1 stage?") from None
         cfg.validate()
         return cfg
 
+    @property
+    def heads(self) -> list[int]:
+        """Per block: the published `num_attention_heads or attention_head_dim`."""
+        return per_block(self.attention_head_dim, len(self.block_out_channels), "attention_head_dim")
+
+    @property
+    def text_dim(self) -> int:
+        """Width of the text states the UNet takes (T5 or CLIP)."""
+        return self.encoder_hid_dim or per_block(self.cross_attention_dim, 1, "cross_attention_dim")[0]
+
+    @property
+    def size_multiple(self) -> int:
+        """Height and width must be multiples of this: IF blocks halve with a resnet that needs even
+        sizes; ModelScope blocks take any size."""
+        resnet_resampled = sum(DOWN_BLOCKS[t].if_family for t in self.down_block_types[:-1])
+        return 2 ** resnet_resampled
+
     def validate(self) -> None:
         def unsupported(what: str) -> ModelLoadError:
-            return ModelLoadError(f"unet/config.json: {what} is not used by any Show-1 pixel checkpoint and is not "
+            return ModelLoadError(f"unet/config.json: {what} is not used by any Show-1 checkpoint and is not "
                                   "supported; is this folder a Show-1 stage?")
 
         n = len(self.block_out_channels)
@@ -107,10 +128,10 @@ class PixelUNetConfig:
         for t in self.up_block_types:
             if t not in UP_BLOCKS:
                 raise unsupported(f"up block '{t}'")
-        if self.mid_block_type not in ("UNetMidBlock3DSimpleCrossAttn", None):
+        if self.mid_block_type is not None and self.mid_block_type not in MID_BLOCKS:
             raise unsupported(f"mid_block_type '{self.mid_block_type}'")
         if self.num_attention_heads is not None:
-            raise unsupported("num_attention_heads")
+            raise unsupported("num_attention_heads (the published class refuses it)")
         if self.time_embedding_type != "positional":
             raise unsupported(f"time_embedding_type '{self.time_embedding_type}'")
         if self.class_embed_type not in (None, "timestep") or self.num_class_embeds is not None:
@@ -129,34 +150,38 @@ class PixelUNetConfig:
             raise unsupported(f"cross_attention_norm '{self.cross_attention_norm}'")
         if self.dual_cross_attention or self.center_input_sample:
             raise unsupported("dual_cross_attention / center_input_sample")
-        if not isinstance(self.cross_attention_dim, int):
-            raise unsupported("a per-block cross_attention_dim")
+        if self.norm_num_groups is None:
+            raise unsupported("norm_num_groups null")
+        for ch, heads, kind in zip(self.block_out_channels, self.heads, self.down_block_types):
+            if DOWN_BLOCKS[kind].attention and ch % heads:
+                raise ModelLoadError(f"unet/config.json: {ch} channels do not split into {heads} attention heads")
 
 
 @dataclass
-class PixelTextCondition:
+class TextCondition:
     """Prompt-dependent inputs of the UNet, computed once per sampling run instead of every step."""
 
-    context: torch.Tensor  # projected text states (B, 77, cross_attention_dim)
+    context: torch.Tensor  # text states for cross-attention (B, 77, cross_attention_dim), projected if the config says
     pooled: torch.Tensor | None  # pooled text embedding added to the timestep embedding (B, time_dim)
 
-    def select(self, index: torch.Tensor) -> "PixelTextCondition":
+    def select(self, index: torch.Tensor) -> "TextCondition":
         """Rows for a model batch built from these prompts, e.g. [negative, positive] per window."""
-        return PixelTextCondition(self.context[index], None if self.pooled is None else self.pooled[index])
+        return TextCondition(self.context[index], None if self.pooled is None else self.pooled[index])
 
 
-class PixelUNet(nn.Module):
-    """Show-1 pixel UNet (base / interpolation / sr1), built from its `unet/config.json`."""
+class Show1UNet3D(nn.Module):
+    """A Show-1 UNet3D (base / interpolation / sr1 / sr2), built from its `unet/config.json`."""
 
-    def __init__(self, config: PixelUNetConfig):
+    def __init__(self, config: UNet3DConfig):
         super().__init__()
-        self.config = config
-        c = config
+        self.config = c = config
         n = len(c.block_out_channels)
         ch0 = c.block_out_channels[0]
         time_dim = c.time_embedding_dim or ch0 * 4
         layers = per_block(c.layers_per_block, n, "layers_per_block")
-        head_dims = per_block(c.attention_head_dim, n, "attention_head_dim")
+        heads = c.heads
+        context = per_block(c.cross_attention_dim, n, "cross_attention_dim")
+        tlayers = per_block(c.transformer_layers_per_block, n, "transformer_layers_per_block")
         only_cross = per_block(c.only_cross_attention, n, "only_cross_attention")
         mid_only_cross = c.mid_block_only_cross_attention
         if mid_only_cross is None:
@@ -169,46 +194,46 @@ class PixelUNet(nn.Module):
             self.transformer_in = TemporalTransformer(heads=8, head_dim=64, channels=ch0, groups=32)
         self.time_embedding = TimestepEmbedding(ch0, time_dim, c.act_fn, c.timestep_post_act, c.time_cond_proj_dim)
         if c.encoder_hid_dim_type == "text_proj":
-            self.encoder_hid_proj = nn.Linear(c.encoder_hid_dim, c.cross_attention_dim)
+            self.encoder_hid_proj = nn.Linear(c.encoder_hid_dim, context[0])
         if c.class_embed_type == "timestep":
             self.class_embedding = TimestepEmbedding(ch0, time_dim, c.act_fn)
         if c.addition_embed_type == "text":
-            text_dim = c.encoder_hid_dim if c.encoder_hid_dim is not None else c.cross_attention_dim
-            self.add_embedding = TextTimeEmbedding(text_dim, time_dim, c.addition_embed_type_num_heads)
+            self.add_embedding = TextTimeEmbedding(c.text_dim, time_dim, c.addition_embed_type_num_heads)
         self.time_embed_act = activation(c.time_embedding_act_fn) if c.time_embedding_act_fn else None
 
         s = BlockSettings(time_dim, c.norm_num_groups, c.norm_eps, c.act_fn, c.resnet_time_scale_shift,
-                          c.resnet_skip_time_act, c.resnet_out_scale_factor, c.cross_attention_dim,
-                          c.cross_attention_norm)
+                          c.resnet_skip_time_act, c.resnet_out_scale_factor, c.cross_attention_norm,
+                          c.use_linear_projection, c.upcast_attention, c.downsample_padding)
         self.down_blocks = nn.ModuleList()
         out_ch = ch0
-        for i, kind in enumerate(c.down_block_types):
+        for i, name in enumerate(c.down_block_types):
             in_ch, out_ch = out_ch, c.block_out_channels[i]
-            self.down_blocks.append(PixelBlock(
-                s, in_ch, out_ch, layers[i], DOWN_BLOCKS[kind], head_dims[i], only_cross[i],
+            self.down_blocks.append(UNetBlock(
+                s, DOWN_BLOCKS[name], in_ch, out_ch, layers[i], heads[i], context[i], only_cross[i], tlayers[i],
                 resample="down" if i < n - 1 else None))
         self.mid_block = None
         if c.mid_block_type is not None:
-            self.mid_block = MidBlock(s, c.block_out_channels[-1], head_dims[-1], mid_only_cross,
-                                      c.mid_block_scale_factor)
+            kind = MID_BLOCKS[c.mid_block_type]
+            self.mid_block = MidBlock(s, kind, c.block_out_channels[-1], heads[-1], context[-1],
+                                      mid_only_cross if kind.if_family else False, c.mid_block_scale_factor,
+                                      tlayers[-1])
         rev_ch = list(reversed(c.block_out_channels))
-        rev_layers = list(reversed(layers))
-        rev_only_cross = list(reversed(only_cross))
         self.up_blocks = nn.ModuleList()
         out_ch = rev_ch[0]
-        for i, kind in enumerate(c.up_block_types):
+        for i, name in enumerate(c.up_block_types):
+            kind, r = UP_BLOCKS[name], n - 1 - i
             prev_out, out_ch = out_ch, rev_ch[i]
             in_ch = rev_ch[min(i + 1, n - 1)]
-            # the published model indexes attention_head_dim without reversing it for the up blocks
-            self.up_blocks.append(PixelBlock(
-                s, in_ch, out_ch, rev_layers[i] + 1, UP_BLOCKS[kind], head_dims[i], rev_only_cross[i],
-                resample="up" if i < n - 1 else None, prev_out_ch=prev_out))
+            # the published model reverses the head counts for the ModelScope up blocks only
+            self.up_blocks.append(UNetBlock(
+                s, kind, in_ch, out_ch, layers[r] + 1, heads[i] if kind.if_family else heads[r], context[r],
+                only_cross[r], tlayers[r], resample="up" if i < n - 1 else None, prev_out_ch=prev_out))
         self.conv_norm_out = nn.GroupNorm(c.norm_num_groups, ch0, eps=c.norm_eps)
         self.conv_act = activation(c.act_fn)
         pad = (c.conv_out_kernel - 1) // 2
         self.conv_out = nn.Conv2d(ch0, c.out_channels, c.conv_out_kernel, padding=pad)
 
-    def use_channels_last(self) -> "PixelUNet":
+    def use_channels_last(self) -> "Show1UNet3D":
         """Store conv weights channels-last, the layout the blocks compute in (faster CPU convolutions)."""
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
@@ -217,19 +242,18 @@ class PixelUNet(nn.Module):
 
     @property
     def size_multiple(self) -> int:
-        """Height and width must be multiples of this (one halving per down block but the last)."""
-        return 2 ** (len(self.config.block_out_channels) - 1)
+        return self.config.size_multiple
 
     @property
     def text_dim(self) -> int:
-        return self.config.encoder_hid_dim or self.config.cross_attention_dim
+        return self.config.text_dim
 
-    def prepare_text(self, encoder_hidden_states: torch.Tensor) -> PixelTextCondition:
+    def prepare_text(self, encoder_hidden_states: torch.Tensor) -> TextCondition:
         pooled = self.add_embedding(encoder_hidden_states) if self.config.addition_embed_type == "text" else None
         context = encoder_hidden_states
         if self.config.encoder_hid_dim_type == "text_proj":
             context = self.encoder_hid_proj(context)
-        return PixelTextCondition(context, pooled)
+        return TextCondition(context, pooled)
 
     def time_embed(self, timestep: torch.Tensor, batch: int, class_labels: torch.Tensor | None,
                    pooled: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
@@ -250,8 +274,9 @@ class PixelUNet(nn.Module):
 
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor | int,
                 encoder_hidden_states: torch.Tensor | None = None, class_labels: torch.Tensor | None = None,
-                text: PixelTextCondition | None = None) -> torch.Tensor:
-        """Predict noise (channels 0..C-1) and the learned variance (C..2C-1) for a video batch.
+                text: TextCondition | None = None) -> torch.Tensor:
+        """Predict noise for a video batch (pixel UNets: noise in channels 0..C-1 and the learned
+        variance in C..2C-1).
 
         Pass either the raw text states `encoder_hidden_states` (B, 77, D) or a `text` condition from
         `prepare_text`, which sampling loops compute once.
