@@ -1,6 +1,6 @@
 """ComfyUI nodes of the pack: thin glue over show1_core."""
 
-from . import comfy
+from . import comfy, routes
 from .latent import Show1FrameDecode, Show1LatentInterpolator, Show1LatentUpscale, Show1VAEEncode
 from .loaders import Show1ModelLoader, Show1TextEncoderLoader, Show1VAELoader
 from .pixel import Show1KeyframeSampler, Show1PixelInterpolate, Show1PixelUpscale
@@ -32,3 +32,4 @@ NODE_DISPLAY_NAME_MAPPINGS = {name: DISPLAY_NAMES[name] for name in NODE_CLASS_M
 
 comfy.register_model_folder()
 comfy.install_example_inputs()
+routes.register(NODE_CLASS_MAPPINGS)

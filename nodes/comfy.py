@@ -1,8 +1,12 @@
 """Everything the pack needs from ComfyUI, in one place.
 
-Inside ComfyUI these use folder_paths, comfy.model_management and comfy.utils.ProgressBar. In a
-plain Python process (tests, tooling) the same functions fall back to plain behaviour: the CPU,
-no progress bar, no interruption, model folders from SHOW1_MODELS_DIR.
+Inside ComfyUI these use folder_paths, comfy.model_management, comfy.model_patcher and
+comfy.utils.ProgressBar. In a plain Python process (tests, tooling) the same functions fall back to
+plain behaviour: the CPU, no progress bar, no interruption, model folders from SHOW1_MODELS_DIR.
+
+Every Show-1 model is registered with ComfyUI's model manager through a `ModelPatcher`, and
+brought to the compute device with `load_models_gpu` whenever a stage runs: ComfyUI sees it,
+counts it, and can evict it when its own models need room.
 """
 
 from __future__ import annotations
@@ -16,13 +20,13 @@ from typing import Iterator
 
 import torch
 
-from ..show1_core.memory import Offload, empty_cache, module_device
-from ..show1_core.progress import StepEvent
+from ..show1_core.memory import Offload, empty_cache, module_dtype, should_offload
 
 log = logging.getLogger("show1")
 
 try:  # ComfyUI is importable only inside a ComfyUI process (or with its checkout on sys.path)
     import comfy.model_management as mm
+    import comfy.model_patcher
     import comfy.utils
     import folder_paths
 except ImportError:
@@ -78,11 +82,14 @@ def output_device() -> torch.device:
     return mm.intermediate_device() if IN_COMFYUI else torch.device("cpu")
 
 
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DTYPE_CHOICES = ["auto", *DTYPES]
+
+
 def resolve_dtype(name: str, device: torch.device | None = None) -> torch.dtype:
     """"auto": bf16 or fp16 where ComfyUI deems the device fit for it, else fp32."""
-    fixed = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-    if name in fixed:
-        return fixed[name]
+    if name in DTYPES:
+        return DTYPES[name]
     device = device or compute_device()
     if IN_COMFYUI and mm.should_use_bf16(device):
         return torch.bfloat16
@@ -97,6 +104,10 @@ def check_interrupt() -> None:
         mm.throw_exception_if_processing_interrupted()
 
 
+def is_interrupt(error: BaseException) -> bool:
+    return IN_COMFYUI and isinstance(error, mm.InterruptProcessingException)
+
+
 def progress_callback(preview: bool = True):
     """A show1_core step callback that drives the node's progress bar, with frame previews when the
     user enabled previews (--preview-method)."""
@@ -107,7 +118,7 @@ def progress_callback(preview: bool = True):
     bar = comfy.utils.ProgressBar(1)
     want_preview = preview and args.preview_method != LatentPreviewMethod.NoPreviews
 
-    def callback(event: StepEvent) -> None:
+    def callback(event) -> None:
         image = None
         if want_preview and event.preview is not None and event.preview.shape[1] == 3:
             image = ("JPEG", preview_image(event.preview), args.preview_size)
@@ -124,28 +135,98 @@ def preview_image(video: torch.Tensor):
     return Image.fromarray(frame.permute(1, 2, 0).cpu().numpy())
 
 
-class ComfyPlacement:
-    """Moves a Show-1 model to ComfyUI's compute device while it runs, after asking ComfyUI to free
-    room for it, and back to the offload device per the policy; ComfyUI's own models stay managed."""
+# --- models under ComfyUI's model manager ----------------------------------------------------------
 
-    def __init__(self, policy: Offload | str = Offload.STAGE):
+class Holder(torch.nn.Module):
+    """A plain container for ModelPatcher, which sets `.device` on its model: diffusers and
+    transformers models have a read-only `device` property."""
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        self.module = module
+
+    def get_dtype(self) -> torch.dtype:
+        return module_dtype(self.module)
+
+
+def managed(module: torch.nn.Module, load_device: torch.device | None = None):
+    """A ModelPatcher for `module` (None outside ComfyUI). Weights stay where the loader put them
+    (the offload device) until a stage asks for them."""
+    if not IN_COMFYUI or module is None:
+        return None
+    return comfy.model_patcher.ModelPatcher(Holder(module), load_device=load_device or compute_device(),
+                                            offload_device=offload_device())
+
+
+def unload(patcher) -> None:
+    """Hand one model back to its offload device, as ComfyUI does when it needs room."""
+    loaded = getattr(mm, "current_loaded_models", [])
+    for i, entry in enumerate(list(loaded)):
+        if entry.model is patcher:
+            if entry.model_unload():
+                loaded.remove(entry)
+            break
+    mm.soft_empty_cache()
+
+
+def loaded_show1_models() -> list[dict]:
+    """Show-1 models ComfyUI's model manager holds, for the pack's status route and the tests."""
+    found = []
+    for patcher in (mm.loaded_models() if IN_COMFYUI else []):
+        inner = getattr(patcher, "model", None)
+        if isinstance(inner, Holder):
+            found.append({"class": type(inner.module).__name__, "device": str(patcher.current_loaded_device()),
+                          "bytes": int(patcher.model_size())})
+    return found
+
+
+class ComfyPlacement:
+    """A show1_core placement that lets ComfyUI's model manager place each model.
+
+    `use(module)` loads the module's ModelPatcher with `load_models_gpu` (ComfyUI frees room for
+    it, evicting only what it must) and, when the offload policy says the scope is over, hands it
+    back with ComfyUI's own unload. Modules without a patcher (outside ComfyUI) run where they are.
+    """
+
+    def __init__(self, policy: Offload | str = Offload.STAGE, patchers=()):
         self.policy = Offload(policy)
+        self.patchers = {id(p.model.module): p for p in patchers if p is not None}
 
     @contextmanager
     def use(self, module: torch.nn.Module, scope: Offload = Offload.STAGE) -> Iterator[torch.device]:
-        device = compute_device()
-        if module_device(module) != device:
-            if IN_COMFYUI:
-                mm.free_memory(mm.module_size(module) * 1.2, device)
-            module.to(device)
+        patcher = self.patchers.get(id(module))
+        if patcher is None:
+            device = next(module.parameters()).device
+            try:
+                yield device
+            finally:
+                if device.type == "cpu" and scope is Offload.STAGE:
+                    empty_cache(device)
+            return
+        mm.load_models_gpu([patcher], force_full_load=True)
         try:
-            yield device
+            yield patcher.load_device
         finally:
-            offload = self.policy is Offload.WINDOW or (self.policy is Offload.STAGE and scope is Offload.STAGE)
-            target = offload_device()
-            if offload and target != device:
-                module.to(target)
-                if IN_COMFYUI:
-                    mm.soft_empty_cache()
-            if device.type == "cpu" and scope is Offload.STAGE:
-                empty_cache(device)
+            if should_offload(self.policy, scope):
+                unload(patcher)
+            elif scope is Offload.STAGE:
+                empty_cache(patcher.load_device)
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """CUDA / MPS / CPU allocation failures."""
+    if isinstance(error, torch.cuda.OutOfMemoryError) or (IN_COMFYUI and isinstance(error, mm.OOM_EXCEPTION)):
+        return True
+    text = str(error)
+    return isinstance(error, (RuntimeError, MemoryError)) and (
+        "out of memory" in text.lower() or "can't allocate memory" in text or isinstance(error, MemoryError))
+
+
+def free_after_failure() -> None:
+    """Give back what a failed or interrupted stage held (its tensors are unreachable by now)."""
+    import gc
+
+    gc.collect()
+    if IN_COMFYUI:
+        mm.soft_empty_cache()
+    empty_cache(compute_device())

@@ -1,17 +1,20 @@
-"""Loader nodes: stage models, the latent stage's VAE and the text encoders."""
+"""Loader nodes: stage models, the latent stage's VAE and the text encoders.
+
+Each loads its weights once, onto ComfyUI's offload device (never a second copy), and registers
+the model with ComfyUI's model manager; the stage nodes bring it to the GPU when they run.
+"""
 
 from __future__ import annotations
 
-from ..show1_core.errors import Show1Error
+import torch
+
+from ..show1_core.errors import InputError, Show1Error
 from ..show1_core.loading import StageKind, load_stage, load_vae
 from ..show1_core.memory import Offload
 from ..show1_core.text import load_text_encoder
-from . import comfy
-from .common import MODEL, NO_MODELS, TEXT_ENCODER, VAE, Show1Model, Show1Node, Show1TextEncoders, find_stage, \
-    stage_choices, validate_choice
-
-DTYPES = ["auto", "fp32", "fp16", "bf16"]
-DTYPE_TIP = "Weights' precision. auto: bf16/fp16 where the GPU supports it, fp32 on the CPU."
+from . import comfy, widgets
+from .common import MODEL, NO_MODELS, TEXT_ENCODER, VAE, Show1Model, Show1Node, Show1TextEncoders, Show1VAE, \
+    find_stage, stage_choices
 
 
 def folder_signature(choice: str, *kinds: StageKind) -> str:
@@ -19,7 +22,7 @@ def folder_signature(choice: str, *kinds: StageKind) -> str:
     try:
         folder = find_stage(choice, *kinds).folder
     except Show1Error:
-        return choice
+        return str(choice)
     stamps = sorted((str(p), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file())
     return repr(stamps)
 
@@ -30,21 +33,21 @@ class Show1ModelLoader(Show1Node):
     RETURN_TYPES = (MODEL,)
     RETURN_NAMES = ("model",)
     OUTPUT_TOOLTIPS = ("The loaded stage, for the sampler, interpolation or upscale node of that stage.",)
+    DYNAMIC = ("model",)
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
             "model": (stage_choices(), {"tooltip": "A stage folder under models/show1; download the official ones "
                                                    "with `python -m show1_core download`."}),
-            "dtype": (DTYPES, {"default": "auto", "tooltip": DTYPE_TIP}),
-            "offload": ([o.value for o in Offload], {
-                "default": "stage", "tooltip": "keep: stay on the GPU (fastest). stage: back to the CPU after each "
-                                               "node. window: back after every window (least VRAM)."}),
+            "dtype": widgets.dtype(),
+            "offload": widgets.OFFLOAD,
         }}
 
     @classmethod
-    def VALIDATE_INPUTS(cls, model):
-        return validate_choice(model)
+    def check(cls, values):
+        if values.get("model") is not None:
+            find_stage(values["model"])
 
     @classmethod
     def IS_CHANGED(cls, model, **_):
@@ -53,24 +56,26 @@ class Show1ModelLoader(Show1Node):
     def execute(self, model, dtype, offload):
         info = find_stage(model)
         stage = load_stage(info.folder, comfy.resolve_dtype(dtype), comfy.offload_device())
-        return (Show1Model(stage, Offload(offload)),)
+        return (Show1Model(stage, Offload(offload), comfy.managed(stage.unet)),)
 
 
 class Show1VAELoader(Show1Node):
     DESCRIPTION = "Loads the VAE of a show-1-sr2 folder: it turns frames into Show-1 latents and back."
     RETURN_TYPES = (VAE,)
     RETURN_NAMES = ("vae",)
+    DYNAMIC = ("model",)
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
             "model": (stage_choices(StageKind.SR2), {"tooltip": "The show-1-sr2 folder (it holds the VAE)."}),
-            "dtype": (DTYPES, {"default": "fp32", "tooltip": "fp32 avoids VAE overflow artefacts; " + DTYPE_TIP}),
+            "dtype": widgets.dtype("fp32", "fp32 avoids VAE overflow artefacts; fp16/bf16 halve its memory."),
         }}
 
     @classmethod
-    def VALIDATE_INPUTS(cls, model):
-        return validate_choice(model, StageKind.SR2)
+    def check(cls, values):
+        if values.get("model") is not None:
+            find_stage(values["model"], StageKind.SR2)
 
     @classmethod
     def IS_CHANGED(cls, model, **_):
@@ -78,15 +83,21 @@ class Show1VAELoader(Show1Node):
 
     def execute(self, model, dtype):
         info = find_stage(model, StageKind.SR2)
-        return (load_vae(info.folder, comfy.resolve_dtype(dtype), comfy.offload_device()),)
+        vae = load_vae(info.folder, comfy.resolve_dtype(dtype), comfy.offload_device())
+        return (Show1VAE(vae, comfy.managed(vae)),)
+
+
+T5_COST = ("T5-XXL has 4.7 B parameters: about 9.5 GB in fp16/bf16, 19 GB in fp32. gpu: a second per prompt, but "
+           "it needs that much free VRAM while it encodes. cpu: no VRAM, that much RAM instead, and tens of seconds "
+           "per prompt. Save the embeddings with Show1SaveEmbeds to skip T5 next time.")
 
 
 class Show1TextEncoderLoader(Show1Node):
     DESCRIPTION = ("Loads Show-1's text encoders: T5-XXL of show-1-base for the pixel stages and/or CLIP of "
-                   "show-1-sr2 for the latent stage. T5 is 4.7 B parameters: run it on the CPU if VRAM is short, "
-                   "and save its embeddings with Show1SaveEmbeds to skip it next time.")
+                   "show-1-sr2 for the latent stage. " + T5_COST)
     RETURN_TYPES = (TEXT_ENCODER,)
     RETURN_NAMES = ("text_encoder",)
+    DYNAMIC = ("t5_model", "clip_model")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -96,28 +107,41 @@ class Show1TextEncoderLoader(Show1Node):
                 "default": "none", "tooltip": "show-1-base folder whose T5 encodes prompts for the pixel stages."}),
             "clip_model": (none + [c for c in stage_choices(StageKind.SR2) if c != NO_MODELS], {
                 "default": "none", "tooltip": "show-1-sr2 folder whose CLIP encodes prompts for the latent stage."}),
-            "device": (["gpu", "cpu"], {"default": "gpu", "tooltip": "cpu keeps the large T5 off the GPU."}),
-            "dtype": (DTYPES, {"default": "auto", "tooltip": DTYPE_TIP}),
+            "device": (["gpu", "cpu"], {"default": "gpu", "tooltip": "Where the encoders run. " + T5_COST}),
+            "dtype": widgets.dtype("auto", "auto: bf16 or fp16 on a GPU (T5's overflow-prone layers stay fp32 in "
+                                           "fp16), fp32 on the CPU (fastest there; bf16 halves the RAM but most CPUs "
+                                           "compute it slowly)."),
+            "offload_after_encoding": ("BOOLEAN", {
+                "default": True, "tooltip": "Give the GPU memory back as soon as the prompt is encoded (T5 is only "
+                                            "needed once per prompt). Off: it stays loaded for the next prompt, "
+                                            "until ComfyUI needs the room."}),
         }}
 
     @classmethod
-    def VALIDATE_INPUTS(cls, t5_model, clip_model):
-        if t5_model == "none" and clip_model == "none":
-            return "Show1TextEncoderLoader: choose a T5 (show-1-base) and/or a CLIP (show-1-sr2) folder"
-        for choice, kind in ((t5_model, StageKind.BASE), (clip_model, StageKind.SR2)):
-            if choice != "none" and (msg := validate_choice(choice, kind)) is not True:
-                return msg
-        return True
+    def check(cls, values):
+        t5, clip = values.get("t5_model"), values.get("clip_model")
+        if t5 == "none" and clip == "none":
+            raise InputError("t5_model / clip_model: both are 'none'; choose a T5 (show-1-base) and/or a CLIP "
+                             "(show-1-sr2) folder")
+        for choice, kind, argument in ((t5, StageKind.BASE, "t5_model"), (clip, StageKind.SR2, "clip_model")):
+            if choice not in (None, "none"):
+                find_stage(choice, kind, argument=argument)
 
     @classmethod
     def IS_CHANGED(cls, t5_model, clip_model, **_):
         return folder_signature(t5_model, StageKind.BASE) + folder_signature(clip_model, StageKind.SR2)
 
-    def execute(self, t5_model, clip_model, device, dtype):
-        target = comfy.compute_device() if device == "gpu" else comfy.offload_device()
+    def execute(self, t5_model, clip_model, device, dtype, offload_after_encoding=True):
+        gpu = device == "gpu"
+        target = comfy.compute_device() if gpu else torch.device("cpu")
         precision = comfy.resolve_dtype(dtype, target)
 
-        def load(choice, kind):
-            return None if choice == "none" else load_text_encoder(find_stage(choice, kind).folder, precision, target)
+        def load(choice, kind, argument):
+            if choice == "none":
+                return None
+            return load_text_encoder(find_stage(choice, kind, argument=argument).folder, precision,
+                                     comfy.offload_device() if gpu else target)
 
-        return (Show1TextEncoders(load(t5_model, StageKind.BASE), load(clip_model, StageKind.SR2)),)
+        t5, clip = load(t5_model, StageKind.BASE, "t5_model"), load(clip_model, StageKind.SR2, "clip_model")
+        patchers = [comfy.managed(e.model, target) for e in (t5, clip) if e is not None] if gpu else []
+        return (Show1TextEncoders(t5, clip, patchers, Offload.STAGE if offload_after_encoding else Offload.KEEP),)

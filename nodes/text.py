@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import re
-
-from ..show1_core.errors import Show1Error
+from ..show1_core.errors import InputError
 from ..show1_core.text import encode_conditioning, load_conditioning, save_conditioning
 from . import comfy
-from .common import COND, TEXT_ENCODER, Show1Node
+from .common import COND, TEXT_ENCODER, Show1Node, file_in
 
 EMBEDS_DIR = "show1_embeds"
+SUFFIX = ".safetensors"
+NONE_SAVED = "(none saved yet)"
 
 
 def embeds_dir():
@@ -18,8 +18,8 @@ def embeds_dir():
 
 def saved_embeds() -> list[str]:
     folder = embeds_dir()
-    files = sorted(p.name for p in folder.glob("*.safetensors")) if folder.is_dir() else []
-    return files or ["(none saved yet)"]
+    files = sorted(p.name for p in folder.glob(f"*{SUFFIX}") if p.is_file()) if folder.is_dir() else []
+    return files or [NONE_SAVED]
 
 
 class Show1TextEncode(Show1Node):
@@ -44,8 +44,9 @@ class Show1TextEncode(Show1Node):
         }}
 
     def execute(self, text_encoder, prompt, negative_prompt, pixel_negative_prompt, clean_caption):
+        placement = comfy.ComfyPlacement(text_encoder.offload, text_encoder.patchers)
         return (encode_conditioning(text_encoder.t5, text_encoder.clip, prompt, negative_prompt,
-                                    pixel_negative_prompt, clean_caption),)
+                                    pixel_negative_prompt, clean_caption, placement),)
 
 
 class Show1SaveEmbeds(Show1Node):
@@ -57,17 +58,17 @@ class Show1SaveEmbeds(Show1Node):
     def INPUT_TYPES(cls):
         return {"required": {
             "cond": (COND, {"tooltip": "Embeddings from Show1TextEncode."}),
-            "name": ("STRING", {"default": "show1_prompt", "tooltip": "File name (letters, digits, - and _)."}),
+            "name": ("STRING", {"default": "show1_prompt", "tooltip": "File name (letters, digits, '-', '_', '.'), "
+                                                                      f"saved as <name>{SUFFIX} in output/{EMBEDS_DIR}."}),
         }}
 
     @classmethod
-    def VALIDATE_INPUTS(cls, name):
-        if not re.fullmatch(r"[A-Za-z0-9_\-]{1,100}", name or ""):
-            return f"Show1SaveEmbeds: name {name!r} may only hold letters, digits, '-' and '_' (1-100 characters)"
-        return True
+    def check(cls, values):
+        if values.get("name") is not None:
+            file_in(embeds_dir(), f"{values['name']}{SUFFIX}", "name", SUFFIX)
 
     def execute(self, cond, name):
-        path = save_conditioning(cond, embeds_dir() / f"{name}.safetensors")
+        path = save_conditioning(cond, file_in(embeds_dir(), f"{name}{SUFFIX}", "name", SUFFIX))
         return {"ui": {"text": [f"saved {path.name}"]}, "result": ()}
 
 
@@ -75,18 +76,30 @@ class Show1LoadEmbeds(Show1Node):
     DESCRIPTION = f"Loads prompt embeddings saved by Show1SaveEmbeds (output/{EMBEDS_DIR}); no text encoder needed."
     RETURN_TYPES = (COND,)
     RETURN_NAMES = ("cond",)
+    DYNAMIC = ("name",)
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"name": (saved_embeds(), {"tooltip": f"A file in output/{EMBEDS_DIR}."})}}
 
     @classmethod
+    def check(cls, values):
+        name = values.get("name")
+        if name == NONE_SAVED:
+            raise InputError(f"name: no embeddings are saved in {embeds_dir()} yet; save some with Show1SaveEmbeds")
+        if name is not None:
+            file_in(embeds_dir(), name, "name", SUFFIX)
+
+    @classmethod
     def IS_CHANGED(cls, name):
-        path = embeds_dir() / name
+        try:
+            path = file_in(embeds_dir(), name, "name", SUFFIX)
+        except InputError:
+            return str(name)
         return path.stat().st_mtime_ns if path.is_file() else name
 
     def execute(self, name):
-        path = embeds_dir() / name
+        path = file_in(embeds_dir(), name, "name", SUFFIX)
         if not path.is_file():
-            raise Show1Error(f"name: {path} does not exist; save embeddings with Show1SaveEmbeds first")
+            raise InputError(f"name: {path} does not exist; save embeddings with Show1SaveEmbeds first")
         return (load_conditioning(path),)

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
-from .loading import Stage
+from . import rules
+from .errors import InputError
+from .loading import Stage, unet_size_multiple
 from .memory import Placement
 from .progress import CancelCheck, StepCallback
 from .stages import generate_keyframes, interpolate_keyframes, latent_super_resolve, super_resolve_pixels
@@ -22,29 +24,29 @@ STAGE_ORDER = ("keyframes", "interpolation", "sr1", "sr2")
 
 @dataclass
 class CascadeSettings:
-    """Sizes, steps, guidance and noise levels of each stage (published defaults)."""
+    """Sizes, steps, guidance and noise levels of each stage (published defaults, from `rules`)."""
 
-    num_frames: int = 8
-    height: int = 40
-    width: int = 64
-    keyframe_steps: int = 75
-    keyframe_guidance: float = 9.0
-    interp_steps: int = 75
-    interp_guidance: float = 4.0
-    if_ii_steps: int = 70
-    if_ii_guidance: float = 4.0
-    if_ii_noise_level: int = 150
-    sr1_steps: int = 125
-    sr1_guidance: float = 7.0
-    sr1_noise_level: int = 250
+    num_frames: int = rules.NUM_KEYFRAMES.default
+    height: int = rules.PUBLISHED_SIZE["keyframes"][0]
+    width: int = rules.PUBLISHED_SIZE["keyframes"][1]
+    keyframe_steps: int = rules.KEYFRAMES.steps
+    keyframe_guidance: float = rules.KEYFRAMES.guidance
+    interp_steps: int = rules.INTERPOLATION.steps
+    interp_guidance: float = rules.INTERPOLATION.guidance
+    if_ii_steps: int = rules.IF_II.steps
+    if_ii_guidance: float = rules.IF_II.guidance
+    if_ii_noise_level: int = rules.IF_II.noise_level
+    sr1_steps: int = rules.SR1.steps
+    sr1_guidance: float = rules.SR1.guidance
+    sr1_noise_level: int = rules.SR1.noise_level
     sr1_window: int = 8
     sr1_stride: int = 7
-    sr1_scale: int = 4
-    sr2_height: int = 320
-    sr2_width: int = 576
-    sr2_strength: float = 0.8
-    sr2_steps: int = 50
-    sr2_guidance: float = 15.0
+    sr1_scale: int = rules.SR1_SCALE.default
+    sr2_height: int = rules.PUBLISHED_SIZE["sr2"][0]
+    sr2_width: int = rules.PUBLISHED_SIZE["sr2"][1]
+    sr2_strength: float = rules.SR2.strength
+    sr2_steps: int = rules.SR2.steps
+    sr2_guidance: float = rules.SR2.guidance
     clean_caption: bool = False  # the published script encodes the prompt without caption cleaning
 
     def replace(self, **changes) -> "CascadeSettings":
@@ -53,6 +55,63 @@ class CascadeSettings:
         if unknown:
             raise TypeError(f"unknown cascade settings: {', '.join(sorted(unknown))}")
         return CascadeSettings(**{**{f.name: getattr(self, f.name) for f in fields(self)}, **changes})
+
+    def check(self, last_stage: str, multiples: dict[str, int], names: dict[str, str] | None = None) -> None:
+        """Every setting of every stage up to `last_stage`, before any of them runs.
+
+        `multiples` gives the size multiple of each stage's model ("keyframes", "interpolation",
+        "sr1", "if_ii", "vae"), read from their configs; `names` maps a setting to what the caller
+        calls it (e.g. a CLI flag) for the messages.
+        """
+        n = (names or {}).get
+        name = lambda field: n(field, field)  # noqa: E731
+        upto = check_last_stage(last_stage)
+        rules.NUM_KEYFRAMES.check(name("num_frames"), self.num_frames)
+        pixel_stages = [("keyframes", "keyframes (show-1-base)"), ("interpolation", "show-1-interpolation")][: upto + 1]
+        for stage, label in pixel_stages:
+            for field in ("height", "width"):
+                rules.check_size(name(field), getattr(self, field), multiples.get(stage, 1), label,
+                                 maximum=int(rules.KEYFRAME_SIZE.max))
+        checks = [("keyframe_steps", "keyframe_guidance")]
+        if upto >= 1:
+            checks.append(("interp_steps", "interp_guidance"))
+        if upto >= 2:
+            checks += [("sr1_steps", "sr1_guidance"), ("if_ii_steps", "if_ii_guidance")]
+            rules.SR1_SCALE.check(name("sr1_scale"), self.sr1_scale)
+            rules.NOISE_LEVEL.check(name("sr1_noise_level"), self.sr1_noise_level)
+            rules.NOISE_LEVEL.check(name("if_ii_noise_level"), self.if_ii_noise_level)
+            for field in ("height", "width"):
+                for stage, label in (("sr1", "show-1-sr1"), ("if_ii", "IF-II")):
+                    value = getattr(self, field) * self.sr1_scale
+                    rules.check_size(f"{name(field)} x {name('sr1_scale')} ({value})", value, multiples.get(stage, 1),
+                                     label)
+        for steps, guidance in checks:
+            rules.STEPS.check(name(steps), getattr(self, steps))
+            rules.GUIDANCE.check(name(guidance), getattr(self, guidance))
+        if upto >= 3:
+            for field in ("sr2_height", "sr2_width"):
+                rules.check_size(name(field), getattr(self, field), multiples.get("vae", 1), "the show-1-sr2 VAE",
+                                 maximum=int(rules.VAE_SIZE.max))
+            rules.check_strength_steps(self.sr2_strength, self.sr2_steps, (name("sr2_strength"), name("sr2_steps")))
+            rules.GUIDANCE.check(name("sr2_guidance"), self.sr2_guidance)
+
+
+def check_last_stage(last_stage: str) -> int:
+    if last_stage not in STAGE_ORDER:
+        raise InputError(f"last_stage: {last_stage!r} is not one of {', '.join(STAGE_ORDER)}")
+    return STAGE_ORDER.index(last_stage)
+
+
+def model_multiples(models: "CascadeModels") -> dict[str, int]:
+    """Size multiples of loaded models, for `CascadeSettings.check`."""
+    found = {}
+    for key, stage in (("keyframes", models.base), ("interpolation", models.interpolation), ("sr1", models.sr1),
+                       ("if_ii", models.if_ii)):
+        if stage is not None:
+            found[key] = unet_size_multiple(stage.unet.config)
+    if models.vae is not None:
+        found["vae"] = 2 ** (len(models.vae.config.block_out_channels) - 1)
+    return found
 
 
 @dataclass
@@ -82,9 +141,9 @@ def run_cascade(models: CascadeModels, prompt: str, negative_prompt: str = "low 
     `seed`, as the published script does.
     """
     s = settings or CascadeSettings()
-    if last_stage not in STAGE_ORDER:
-        raise ValueError(f"last_stage: {last_stage!r} is not one of {', '.join(STAGE_ORDER)}")
-    upto = STAGE_ORDER.index(last_stage)
+    upto = check_last_stage(last_stage)
+    s.check(last_stage, model_multiples(models))
+    rules.SEED.check("seed", seed)
     hooks = dict(placement=placement, callback=callback, check_cancel=check_cancel)
     emit = record or (lambda name, tensor: None)
 

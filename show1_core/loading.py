@@ -102,6 +102,10 @@ class StageInfo:
     components: list[str]
 
     @property
+    def size_multiple(self) -> int:
+        return unet_size_multiple(read_json(self.folder / "unet" / "config.json"))
+
+    @property
     def has_t5(self) -> bool:
         return "text_encoder" in self.components and self.kind is StageKind.BASE
 
@@ -156,6 +160,22 @@ class Stage:
             raise ModelLoadError(f"{self.folder}: image_noising_scheduler/scheduler_config.json is missing; {REDOWNLOAD}")
         return build_scheduler(self.noising_scheduler_config,
                                self.folder / "image_noising_scheduler" / "scheduler_config.json")
+
+
+def unet_size_multiple(config) -> int:
+    """Height and width multiple a UNet config (a dict, or a loaded model's config) needs."""
+    if isinstance(config, UNet3DConfig):
+        return config.size_multiple
+    down = list(config.get("down_block_types") or [])
+    if down and all(t in DOWN_BLOCKS for t in down):
+        return UNet3DConfig.from_dict(dict(config)).size_multiple
+    return 2 ** (len(config["block_out_channels"]) - 1)  # IF-II's 2D UNet halves with every block but the last
+
+
+def vae_size_multiple(folder: Path) -> int:
+    """The VAE's downsampling factor, read from its config (a show-1-sr2 folder or its vae/)."""
+    vae_dir = folder / "vae" if (folder / "vae").is_dir() else folder
+    return 2 ** (len(read_json(vae_dir / "config.json").get("block_out_channels", [0])) - 1)
 
 
 def build_on_meta(factory) -> nn.Module:

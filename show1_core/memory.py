@@ -7,8 +7,9 @@ where it goes afterwards. The policies trade speed for memory:
 * `stage`:  a model goes back to the offload device when its stage ends;
 * `window`: it goes back after every window of a windowed stage (least memory).
 
-The ComfyUI nodes supply a placement that asks ComfyUI's model manager instead, so our models and
-ComfyUI's own share the GPU cooperatively.
+The ComfyUI nodes supply a placement that registers every model with ComfyUI's model manager
+instead (the same policies, through `should_offload`), so our models and ComfyUI's own share the
+GPU cooperatively.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ class Placement(Protocol):
 
     def use(self, module: torch.nn.Module, scope: Offload = Offload.STAGE) -> ContextManager[torch.device]:
         """Hold `module` on the compute device inside the block (a whole stage, or one window)."""
+
+
+def should_offload(policy: Offload, scope: Offload) -> bool:
+    """Whether a model leaves the compute device when a `use` block of `scope` ends: after every
+    window under the `window` policy, after its stage under `stage`, never under `keep`."""
+    return policy is Offload.WINDOW or (policy is Offload.STAGE and scope is Offload.STAGE)
 
 
 def module_device(module: torch.nn.Module) -> torch.device:
@@ -95,7 +102,7 @@ class DevicePlacement:
         try:
             yield self.device
         finally:
-            offload = self.policy is Offload.WINDOW or (self.policy is Offload.STAGE and scope is Offload.STAGE)
+            offload = should_offload(self.policy, scope)
             if offload and self.offload_device != self.device:
                 module.to(self.offload_device)
             if offload or scope is Offload.STAGE:

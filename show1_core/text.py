@@ -7,13 +7,14 @@ so the 4.7 B-parameter T5 runs once per prompt.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .captions import preprocess_prompt
-from .errors import ModelLoadError
+from .errors import InputError, ModelLoadError
 from .loading import StageKind, inspect_stage
 from .weights import REDOWNLOAD, check_file, find_weights, shard_paths
 
@@ -127,18 +128,27 @@ def encode(encoder: TextEncoder, texts: list[str]) -> Encoding:
     return Encoding(embeds.float().cpu(), tokens.input_ids, tokens.attention_mask)
 
 
-def encode_prompt(encoder: TextEncoder, prompt: str, negative_prompt: str = "",
-                  clean_caption: bool = False) -> PromptEmbeddings:
+def encode_prompt(encoder: TextEncoder, prompt: str, negative_prompt: str = "", clean_caption: bool = False,
+                  placement=None) -> PromptEmbeddings:
     """Embeddings of a prompt and its negative.
 
     T5 (pixel stages): the text is lower-cased and stripped, or passed twice through DeepFloyd IF's
     caption cleaning when `clean_caption`. CLIP (latent stage): the tokenizer's own normalisation only.
+    `placement` (see `memory`) brings the encoder to its device for the call; by default it runs
+    where it is.
     """
+    for name, text in (("prompt", prompt), ("negative_prompt", negative_prompt)):
+        if text is not None and not isinstance(text, str):
+            raise InputError(f"{name}: {type(text).__name__} given; a prompt is text")
     if encoder.kind == "t5":
         texts = [preprocess_prompt(prompt, clean_caption), preprocess_prompt(negative_prompt or "", clean_caption)]
     else:
         texts = [prompt, negative_prompt or ""]
-    out = encode(encoder, texts)
+    with (placement.use(encoder.model) if placement is not None else nullcontext()):
+        out = encode(encoder, texts)
+    if not bool(torch.isfinite(out.embeds).all()):
+        raise InputError(f"prompt: the {encoder.kind.upper()} encoder gave NaN or infinite embeddings; load it in bf16 "
+                         "or fp32 (float16 overflows)")
     return PromptEmbeddings(out.embeds[:1], out.embeds[1:], encoder.kind)
 
 
@@ -164,7 +174,8 @@ class TextConditioning:
 
 
 def encode_conditioning(t5: TextEncoder | None, clip: TextEncoder | None, prompt: str, negative_prompt: str = "",
-                        pixel_negative_prompt: str = "", clean_caption: bool = False) -> TextConditioning:
+                        pixel_negative_prompt: str = "", clean_caption: bool = False,
+                        placement=None) -> TextConditioning:
     """Encode a prompt with whichever encoders are given. As in the published cascade, the pixel
     stages take `pixel_negative_prompt` (empty there) and the latent stage `negative_prompt`."""
     if t5 is None and clip is None:
@@ -172,8 +183,8 @@ def encode_conditioning(t5: TextEncoder | None, clip: TextEncoder | None, prompt
     return TextConditioning(
         prompt=prompt, negative_prompt=negative_prompt, pixel_negative_prompt=pixel_negative_prompt,
         clean_caption=clean_caption,
-        t5=encode_prompt(t5, prompt, pixel_negative_prompt, clean_caption) if t5 is not None else None,
-        clip=encode_prompt(clip, prompt, negative_prompt) if clip is not None else None)
+        t5=encode_prompt(t5, prompt, pixel_negative_prompt, clean_caption, placement) if t5 is not None else None,
+        clip=encode_prompt(clip, prompt, negative_prompt, placement=placement) if clip is not None else None)
 
 
 def save_conditioning(cond: TextConditioning, path: str | Path) -> Path:
@@ -202,8 +213,16 @@ def load_conditioning(path: str | Path) -> TextConditioning:
     from safetensors import safe_open
 
     path = Path(path)
-    check_file(path)
-    with safe_open(str(path), framework="pt") as f:
+    resave = "save the embeddings again with Show1SaveEmbeds (or encode the prompt)"
+    try:
+        check_file(path)
+    except ModelLoadError as e:  # the file's own fix, not a stage folder's
+        raise ModelLoadError(str(e).replace(REDOWNLOAD, resave)) from None
+    try:
+        f = safe_open(str(path), framework="pt")
+    except Exception as e:
+        raise ModelLoadError(f"{path} cannot be read as a safetensors file ({e}); {resave}") from None
+    with f:
         meta = f.metadata() or {}
         if meta.get("format") != "show1-embeddings":
             raise ModelLoadError(f"{path} is not a Show-1 embeddings file (save one with Show1SaveEmbeds)")

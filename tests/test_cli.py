@@ -18,7 +18,7 @@ def test_generate_without_weights_runs_the_demo_and_writes_a_playable_mp4(tmp_pa
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     out = tmp_path / "out" / "video.mp4"
     cmd = [sys.executable, "-m", "show1_core", "generate", "--prompt", "a panda eating bamboo",
-           "--models", str(tmp_path / "no-models-here"), "--out", str(out), "--save-stages", str(tmp_path / "stages"),
+           "--out", str(out), "--save-stages", str(tmp_path / "stages"),
            "--keyframe-steps", "2", "--interp-steps", "2", "--if-ii-steps", "2", "--sr1-steps", "2",
            "--sr2-steps", "3"]
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

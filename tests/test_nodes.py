@@ -29,7 +29,8 @@ def loaded(nodes):
         return node(nodes, "Show1ModelLoader").run(model=choice, dtype="auto", offload="stage")[0]
 
     encoders = node(nodes, "Show1TextEncoderLoader").run(t5_model="show-1-base (base)",
-                                                        clip_model="show-1-sr2 (sr2)", device="cpu", dtype="auto")[0]
+                                                        clip_model="show-1-sr2 (sr2)", device="cpu", dtype="auto",
+                                                        offload_after_encoding=True)[0]
     cond = node(nodes, "Show1TextEncode").run(text_encoder=encoders, prompt="a lighthouse in a storm",
                                               negative_prompt="low resolution, blur", pixel_negative_prompt="",
                                               clean_caption=False)[0]
@@ -52,7 +53,8 @@ def test_every_node_is_declared_for_comfyui(pack, nodes):
                 assert options.get("tooltip"), f"{name}.{input_name} has no tooltip"
         for attr in ("VALIDATE_INPUTS", "IS_CHANGED"):
             if hasattr(cls, attr):
-                assert isinstance(cls.__dict__[attr], classmethod), f"{name}.{attr} must be a classmethod"
+                static = next(k.__dict__[attr] for k in cls.__mro__ if attr in k.__dict__)
+                assert isinstance(static, classmethod), f"{name}.{attr} must be a classmethod"
 
 
 def test_root_module_imports_outside_a_package():
@@ -72,8 +74,8 @@ def test_model_combo_shows_the_stage_recognised_from_configs(nodes):
     assert choices == sorted(["IF-II-L-v1.0 (if_ii)", "show-1-base (base)", "show-1-interpolation (interpolation)",
                               "show-1-sr1 (sr1)", "show-1-sr2 (sr2)"])
     assert nodes["Show1VAELoader"].INPUT_TYPES()["required"]["model"][0] == ["show-1-sr2 (sr2)"]
-    assert nodes["Show1ModelLoader"].VALIDATE_INPUTS("show-1-base") is True  # bare folder names, for API users
-    message = nodes["Show1ModelLoader"].VALIDATE_INPUTS("show-1-missing")
+    assert nodes["Show1ModelLoader"].VALIDATE_INPUTS(model="show-1-base") is True  # bare folder names, for API users
+    message = nodes["Show1ModelLoader"].VALIDATE_INPUTS(model="show-1-missing")
     assert "'show-1-missing' is not a folder holding a Show-1 stage" in message and "download" in message
 
 
@@ -123,7 +125,7 @@ def test_embeddings_round_trip_without_t5(nodes, loaded):
     assert torch.equal(cond.t5.positive, loaded["cond"].t5.positive)
     assert torch.equal(cond.clip.negative, loaded["cond"].clip.negative)
     assert cond.prompt == "a lighthouse in a storm" and cond.negative_prompt == "low resolution, blur"
-    assert "letters, digits" in nodes["Show1SaveEmbeds"].VALIDATE_INPUTS("../escape")
+    assert "not a plain file name" in nodes["Show1SaveEmbeds"].VALIDATE_INPUTS(name="../escape")
 
 
 def test_errors_name_the_node_the_input_and_the_fix(pack, nodes, loaded):
@@ -143,5 +145,6 @@ def test_errors_name_the_node_the_input_and_the_fix(pack, nodes, loaded):
     with pytest.raises(error, match=r"^Show1FrameDecode: latent: 16-channel latents; .*Show1VAEEncode"):
         node(nodes, "Show1FrameDecode").run(vae=loaded["vae"], latent={"samples": torch.zeros(1, 16, 2, 8, 8)},
                                             frames_per_chunk=8, tile=False)
-    assert "overlap (4) must be smaller than window (4)" in nodes["Show1LatentInterpolator"].VALIDATE_INPUTS(4, 4)
-    assert "choose a T5" in nodes["Show1TextEncoderLoader"].VALIDATE_INPUTS("none", "none")
+    message = nodes["Show1LatentInterpolator"].VALIDATE_INPUTS(window=4, overlap=4)
+    assert message.startswith("Show1LatentInterpolator: overlap: 4 must be smaller than window (4)")
+    assert "choose a T5" in nodes["Show1TextEncoderLoader"].VALIDATE_INPUTS(t5_model="none", clip_model="none")

@@ -75,3 +75,15 @@ def test_a_wrong_workflow_is_caught(object_info):
     broken["links"][0][5] = "IMAGE"
     found = problems(broken, object_info)
     assert any("num_frames: 1000 outside" in p for p in found) and any("is not IMAGE" in p for p in found)
+
+
+@pytest.mark.parametrize("path", workflow_files(), ids=lambda p: p.stem)
+def test_every_show1_node_passes_its_own_validation(path, object_info, pack):
+    """What ComfyUI runs at queue time (VALIDATE_INPUTS, with links as None) accepts the shipped values."""
+    prompt = to_api(load(path), object_info)
+    for node_id, node in prompt.items():
+        cls = pack.NODE_CLASS_MAPPINGS.get(node["class_type"])
+        if cls is None:
+            continue
+        values = {k: None if isinstance(v, list) else v for k, v in node["inputs"].items()}
+        assert cls.VALIDATE_INPUTS(**values) is True, (node_id, node["class_type"])

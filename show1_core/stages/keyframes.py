@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import check
+from .. import rules
 from ..loading import Stage, StageKind
 from ..memory import Placement
 from ..progress import CancelCheck, Progress, StepCallback
 from ..sampling import Chain, Denoiser, randn, sample_pixels
 from ..schedulers import timesteps
 from ..text import PromptEmbeddings
-from .common import check_embeddings, check_size, check_steps, make_generator, placement_for, require_kind
+from .common import check_embeddings, check_output, check_size, check_steps, make_generator, placement_for, \
+    require_kind
 
-KEYFRAME_FPS = 2.0
+KEYFRAME_FPS = rules.KEYFRAMES.fps
 
 
 @torch.inference_mode()
@@ -29,7 +30,7 @@ def generate_keyframes(model: Stage, embeds: PromptEmbeddings, num_frames: int =
     """
     require_kind(model, StageKind.BASE)
     check_embeddings(model, embeds)
-    check(isinstance(num_frames, int) and num_frames >= 1, f"num_frames: {num_frames!r} must be an integer >= 1")
+    rules.NUM_KEYFRAMES.check("num_frames", num_frames)
     check_size(model, height, width)
     check_steps(steps, guidance)
     generator = make_generator(seed)
@@ -41,4 +42,4 @@ def generate_keyframes(model: Stage, embeds: PromptEmbeddings, num_frames: int =
         x = (randn((1, 3, num_frames, height, width), generator) * scheduler.init_noise_sigma).to(device)
         denoiser = Denoiser(model.unet, embeds.pair(), guidance, noise_channels=3)
         video = sample_pixels(denoiser, [Chain(scheduler, generator, slice(None))], x, schedule, progress)
-    return video.float().cpu()
+    return check_output(video.float().cpu(), "keyframes")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import rules
 from ..errors import check
 from ..loading import Stage, StageKind
 from ..memory import Placement
@@ -24,10 +25,10 @@ from ..progress import CancelCheck, Progress, StepCallback
 from ..sampling import Denoiser, WindowedDenoiser, randn, sample_latents
 from ..schedulers import strength_timesteps
 from ..text import PromptEmbeddings
-from .common import check_embeddings, check_steps, make_generator, placement_for, require_kind
-from .latent_sr import check_latents, check_strength
+from .common import check_embeddings, check_output, check_steps, make_generator, placement_for, require_kind
+from .latent_sr import check_latents
 
-LATENT_FPS = 8.0
+LATENT_FPS = rules.LATENT_INTERPOLATION.fps
 
 
 def even_anchors(keyframes: int, frames_between: int) -> list[int]:
@@ -36,7 +37,7 @@ def even_anchors(keyframes: int, frames_between: int) -> list[int]:
 
 
 def check_anchors(anchors: list[int], keyframes: int, num_frames: int) -> None:
-    check(keyframes >= 2, f"keyframes: {keyframes} keyframe(s) given; interpolation needs at least 2")
+    rules.check_keyframe_count("keyframes", keyframes)
     check(len(anchors) == keyframes,
           f"anchors: {len(anchors)} indices for {keyframes} keyframes; give one anchor frame index per keyframe")
     check(all(isinstance(a, int) for a in anchors), f"anchors: {anchors} must be integers")
@@ -74,15 +75,13 @@ def interpolate_latents(model: Stage, embeds: PromptEmbeddings, keyframes: torch
     check_embeddings(model, embeds)
     check_latents(model, keyframes, "keyframes")
     k = keyframes.shape[2]
-    check(isinstance(frames_between, int) and frames_between >= 0,
-          f"frames_between: {frames_between!r} must be an integer >= 0")
+    rules.FRAMES_BETWEEN.check("frames_between", frames_between)
     anchors = list(anchors) if anchors is not None else even_anchors(k, frames_between)
     num_frames = num_frames if num_frames is not None else anchors[-1] + 1 if anchors else 0
     check_anchors(anchors, k, num_frames)
     check_steps(steps, guidance)
-    check_strength(strength, steps)
-    check(isinstance(window, int) and window >= 2 and isinstance(overlap, int) and 0 <= overlap < window,
-          f"window/overlap: {window}/{overlap} must satisfy window >= 2 and 0 <= overlap < window")
+    rules.check_strength_steps(strength, steps)
+    rules.check_window_overlap(window, overlap)
 
     scheduler = model.scheduler()
     schedule = strength_timesteps(scheduler, steps, strength)
@@ -110,4 +109,4 @@ def interpolate_latents(model: Stage, embeds: PromptEmbeddings, keyframes: torch
 
         denoiser = WindowedDenoiser(Denoiser(model.unet, embeds.pair(), guidance, noise_channels=c), window, overlap)
         out = sample_latents(denoiser, scheduler, x.to(device), schedule, progress, generator, after_step=reimpose)
-    return out.float().cpu()
+    return check_output(out.float().cpu(), "latent interpolation")

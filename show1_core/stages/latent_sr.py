@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import rules
 from ..errors import check
 from ..frames import resize_uint8, to_uint8, uint8_to_video
 from ..loading import Stage, StageKind
@@ -18,13 +19,9 @@ from ..progress import CancelCheck, Progress, StepCallback
 from ..sampling import Denoiser, fold, randn, sample_latents, unfold
 from ..schedulers import strength_timesteps
 from ..text import PromptEmbeddings
-from .common import check_embeddings, check_steps, make_generator, placement_for, require_kind
+from .common import check_embeddings, check_finite, check_output, check_steps, make_generator, placement_for, \
+    require_kind
 from .vae import vae_decode, vae_encode
-
-
-def check_strength(strength: float, steps: int) -> None:
-    check(0 < strength <= 1, f"strength: {strength} must be in (0, 1] (1 = start from pure noise)")
-    check(int(steps * strength) >= 1, f"strength: {strength} x steps {steps} leaves no denoising step; raise either")
 
 
 def check_latents(model: Stage, latents: torch.Tensor, argument: str = "latents") -> None:
@@ -32,6 +29,7 @@ def check_latents(model: Stage, latents: torch.Tensor, argument: str = "latents"
     check(isinstance(latents, torch.Tensor) and latents.dim() == 5 and latents.shape[1] == channels,
           f"{argument}: expected Show-1 latents (B, {channels}, F, h, w), got "
           f"{tuple(getattr(latents, 'shape', ()))}; encode the frames with the show-1-sr2 VAE")
+    check_finite(latents, argument, "the latents feeding this stage are broken; encode the frames again")
 
 
 @torch.inference_mode()
@@ -46,7 +44,7 @@ def latent_video_to_video(model: Stage, embeds: PromptEmbeddings, latents: torch
     check_embeddings(model, embeds)
     check_latents(model, latents)
     check_steps(steps, guidance)
-    check_strength(strength, steps)
+    rules.check_strength_steps(strength, steps)
     scheduler = model.scheduler()
     schedule = strength_timesteps(scheduler, steps, strength)
     b = latents.shape[0]
@@ -57,7 +55,7 @@ def latent_video_to_video(model: Stage, embeds: PromptEmbeddings, latents: torch
     with placement_for(model.unet, placement).use(model.unet) as device:
         denoiser = Denoiser(model.unet, embeds.pair(), guidance, noise_channels=latents.shape[1])
         out = sample_latents(denoiser, scheduler, x.to(device), schedule, progress, generator)
-    return out.float().cpu()
+    return check_output(out.float().cpu(), "sr2")
 
 
 def published_sr2_input(video: torch.Tensor, height: int, width: int) -> torch.Tensor:

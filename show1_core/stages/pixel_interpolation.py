@@ -14,23 +14,22 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..errors import check
+from .. import rules
 from ..loading import Stage, StageKind
 from ..memory import Placement
 from ..progress import CancelCheck, Progress, StepCallback
 from ..sampling import Chain, Denoiser, randn, sample_pixels, videos_per_call
 from ..schedulers import timesteps
 from ..text import PromptEmbeddings
-from .common import check_embeddings, check_size, check_steps, check_video, make_generator, placement_for, \
-    require_kind
+from .common import check_embeddings, check_output, check_size, check_steps, check_video, make_generator, \
+    placement_for, require_kind
 
-WINDOW = 5  # keyframe, three new frames, keyframe
-NEW_PER_GAP = WINDOW - 2
-INTERPOLATED_FPS = 7.5
+WINDOW = rules.INTERPOLATION_WINDOW  # keyframe, three new frames, keyframe
+INTERPOLATED_FPS = rules.INTERPOLATION.fps
 
 
 def interpolated_length(keyframes: int) -> int:
-    return NEW_PER_GAP * (keyframes - 1) + keyframes
+    return rules.interpolated_frames(keyframes, rules.PIXEL_NEW_PER_GAP)
 
 
 def window_conditions(keyframes: torch.Tensor) -> torch.Tensor:
@@ -71,9 +70,10 @@ def interpolate_keyframes(model: Stage, embeds: PromptEmbeddings, keyframes: tor
     check_embeddings(model, embeds)
     check_video(keyframes, "keyframes", min_frames=2)
     b, _, k, h, w = keyframes.shape
-    check_size(model, h, w, "keyframe size")
+    check_size(model, h, w)
     check_steps(steps, guidance)
-    check(max_windows is None or max_windows >= 1, f"max_windows: {max_windows} must be >= 1 (or None for all)")
+    if max_windows is not None:
+        rules.MAX_WINDOWS.check("max_windows", max_windows)
     windows = k - 1
     keyframes = keyframes.float().cpu()
     init_noise = randn((b, 3, WINDOW, h, w), make_generator(seed))
@@ -107,4 +107,4 @@ def interpolate_keyframes(model: Stage, embeds: PromptEmbeddings, keyframes: tor
     out = torch.cat(outs)
     if record is not None:
         record("interp_window_outputs", out.view(windows, b, *out.shape[1:]))
-    return stitch(out, b)
+    return check_output(stitch(out, b), "interpolation")

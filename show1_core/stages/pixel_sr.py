@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .. import rules
 from ..errors import check
 from ..loading import Stage, StageKind
 from ..memory import Offload, Placement
@@ -26,8 +27,8 @@ from ..progress import CancelCheck, Progress, StepCallback
 from ..sampling import Chain, Denoiser, randn, sample_pixels
 from ..schedulers import timesteps
 from ..text import PromptEmbeddings
-from .common import check_embeddings, check_size, check_steps, check_video, make_generator, placement_for, \
-    require_kind
+from .common import check_embeddings, check_finite, check_output, check_size, check_steps, check_video, \
+    make_generator, placement_for, require_kind
 
 WINDOW, STRIDE = 8, 7
 
@@ -49,11 +50,6 @@ def upscale(video: torch.Tensor, height: int, width: int) -> torch.Tensor:
     frames = video.transpose(1, 2).reshape(b * f, c, h, w)
     frames = F.interpolate(frames, (height, width), mode="bilinear", align_corners=True)
     return frames.reshape(b, f, c, height, width).transpose(1, 2)
-
-
-def check_noise_level(noise_level: int, argument: str = "noise_level") -> None:
-    check(isinstance(noise_level, int) and 0 <= noise_level < 1000,
-          f"{argument}: {noise_level!r} must be an integer in [0, 1000) (published: 250 for sr1, 150 for IF-II)")
 
 
 def sr_window(model: Stage, embeds: PromptEmbeddings, video: torch.Tensor, height: int, width: int, steps: int,
@@ -89,15 +85,17 @@ def upscale_first_frame(model: Stage, embeds: PromptEmbeddings, image: torch.Ten
     check_embeddings(model, embeds)
     check(isinstance(image, torch.Tensor) and image.dim() == 4 and image.shape[1] == 3,
           f"image: expected (B, 3, H, W) in [-1, 1], got {getattr(image, 'shape', type(image).__name__)}")
-    height, width = height or image.shape[2] * 4, width or image.shape[3] * 4
+    check_finite(image, "image")
+    height = image.shape[2] * 4 if height is None else height
+    width = image.shape[3] * 4 if width is None else width
     check_size(model, height, width)
     check_steps(steps, guidance)
-    check_noise_level(noise_level)
+    rules.NOISE_LEVEL.check("noise_level", noise_level)
     progress = Progress("if_ii", model.schedule_length(steps), callback, check_cancel)
     with placement_for(model.unet, placement).use(model.unet):
         out = sr_window(model, embeds, image.unsqueeze(2), height, width, steps, guidance, noise_level,
                         make_generator(seed), progress)
-    return out[:, :, 0]
+    return check_output(out[:, :, 0], "IF-II")
 
 
 @torch.inference_mode()
@@ -120,10 +118,16 @@ def super_resolve_pixels(model: Stage, embeds: PromptEmbeddings, video: torch.Te
     check_embeddings(model, embeds)
     check_video(video, "video")
     b, _, frames, h, w = video.shape
-    height, width = height or h * 4, width or w * 4
+    height = h * 4 if height is None else height
+    width = w * 4 if width is None else width
     check_size(model, height, width)
     check_steps(steps, guidance)
-    check_noise_level(noise_level)
+    rules.NOISE_LEVEL.check("noise_level", noise_level)
+    if first_frame is None and if_ii is not None:
+        check_steps(if_ii_steps, if_ii_guidance, ("if_ii_steps", "if_ii_guidance"))
+        rules.NOISE_LEVEL.check("if_ii_noise_level", if_ii_noise_level)
+        if if_ii_seed is not None:
+            rules.SEED.check("if_ii_seed", if_ii_seed)
     check(isinstance(window, int) and window >= 2 and isinstance(stride, int) and 1 <= stride < window,
           f"window/stride: {window}/{stride} must satisfy window >= 2 and 1 <= stride < window (published: 8/7)")
     if first_frame is not None:
@@ -131,6 +135,7 @@ def super_resolve_pixels(model: Stage, embeds: PromptEmbeddings, video: torch.Te
               and tuple(first_frame.shape[-2:]) == (height, width),
               f"first_frame: shape {tuple(getattr(first_frame, 'shape', ()))} does not match the output frames "
               f"({b}, 3, {height}, {width}); resize it to the output size")
+        check_finite(first_frame, "first_frame")
     elif if_ii is not None:
         require_kind(if_ii, StageKind.IF_II, "if_ii")
     starts = window_starts(frames, window, stride)
@@ -163,4 +168,4 @@ def super_resolve_pixels(model: Stage, embeds: PromptEmbeddings, video: torch.Te
         record("if_ii_first_frame", first_frame)
         record("sr1_window_first_frame_conds", torch.stack(conds))
         record("sr1_window_last_frames", torch.stack(lasts))
-    return out
+    return check_output(out, "sr1")

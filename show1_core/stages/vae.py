@@ -16,7 +16,7 @@ from ..errors import check
 from ..memory import Placement
 from ..progress import CancelCheck, Progress, StepCallback
 from ..sampling import fold, randn, unfold
-from .common import make_generator, placement_for
+from .common import check_finite, check_output, make_generator, placement_for
 
 DEFAULT_CHUNK = 8
 
@@ -73,6 +73,7 @@ def vae_encode(vae, video: torch.Tensor, seed: int | torch.Generator | None = No
     h, w = video.shape[-2:]
     check(h % factor == 0 and w % factor == 0,
           f"video: frames of {h}x{w} are not a multiple of {factor}, the VAE's downsampling; resize or crop them")
+    check_finite(video, "video")
     frames = fold(video.float())
     parts = _chunks(frames.shape[0], chunk)
     progress = Progress("vae", len(parts), callback, check_cancel)
@@ -85,7 +86,7 @@ def vae_encode(vae, video: torch.Tensor, seed: int | torch.Generator | None = No
             progress.step()
     mean, std = torch.cat(means), torch.cat(stds)
     latents = mean if seed is None else mean + std * randn(mean.shape, make_generator(seed))
-    return unfold(latents * vae.config.scaling_factor, video.shape[0])
+    return check_output(unfold(latents * vae.config.scaling_factor, video.shape[0]), "VAE encode")
 
 
 @torch.inference_mode()
@@ -98,6 +99,7 @@ def vae_decode(vae, latents: torch.Tensor, chunk: int = DEFAULT_CHUNK, tile: boo
     check(isinstance(latents, torch.Tensor) and latents.dim() == 5 and latents.shape[1] == channels,
           f"latents: expected (B, {channels}, F, h, w) Show-1 latents, got {tuple(getattr(latents, 'shape', ()))}; "
           "encode frames with the show-1-sr2 VAE")
+    check_finite(latents, "latents", "the latents are broken; encode the frames again")
     frames = fold(latents.float() / vae.config.scaling_factor)
     parts = _chunks(frames.shape[0], chunk)
     progress = Progress("vae", len(parts), callback, check_cancel)
@@ -106,4 +108,4 @@ def vae_decode(vae, latents: torch.Tensor, chunk: int = DEFAULT_CHUNK, tile: boo
         for part in parts:
             outs.append(decode_latents(vae, frames[part], tile).cpu())
             progress.step()
-    return unfold(torch.cat(outs), latents.shape[0])
+    return check_output(unfold(torch.cat(outs), latents.shape[0]), "VAE decode")

@@ -1,0 +1,54 @@
+"""The pack's HTTP routes, registered on ComfyUI's server:
+
+* GET  /show1/rules    the input rules of `show1_core.rules` (ranges, defaults, multiples);
+* POST /show1/readout  {"prompt": API-format graph} -> the readout of every Show-1 node in it;
+* GET  /show1/models   the Show-1 models ComfyUI's model manager holds, and this process's memory.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..show1_core import rules
+from . import comfy
+from .readout import readouts
+
+log = logging.getLogger("show1")
+
+
+def resident_mib() -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return None
+
+
+def register(classes: dict) -> None:
+    if not comfy.IN_COMFYUI:
+        return
+    try:
+        from aiohttp import web
+        from server import PromptServer
+    except ImportError:
+        return
+    if getattr(PromptServer, "instance", None) is None:
+        return
+    routes = PromptServer.instance.routes
+
+    @routes.get("/show1/rules")
+    async def get_rules(request):
+        return web.json_response(rules.as_json())
+
+    @routes.post("/show1/readout")
+    async def post_readout(request):
+        try:
+            body = await request.json()
+            return web.json_response(readouts(body.get("prompt") or {}, classes))
+        except Exception as e:  # a half-edited graph must never break the editor
+            log.debug("Show-1 readout failed: %s", e)
+            return web.json_response({"error": str(e)}, status=400)
+
+    @routes.get("/show1/models")
+    async def get_models(request):
+        return web.json_response({"models": comfy.loaded_show1_models(), "resident_mib": resident_mib()})
