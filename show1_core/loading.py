@@ -237,6 +237,9 @@ def load_vae(folder: str | Path, dtype: torch.dtype = torch.float32, device: str
 
     folder = Path(folder)
     vae_dir = folder / "vae" if (folder / "vae").is_dir() else folder
+    if not (vae_dir / "config.json").is_file():
+        raise ModelLoadError(f"{folder} has no vae/ sub-folder (nor a VAE config.json): it is not a show-1-sr2 folder; "
+                             "select the show-1-sr2 folder, which holds the VAE")
     config = read_json(vae_dir / "config.json")
     if config.get("_class_name") != "AutoencoderKL":
         raise ModelLoadError(f"{vae_dir}/config.json describes {config.get('_class_name')}, not the AutoencoderKL "

@@ -6,40 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import node
+
 EXPECTED_NODES = {
     "Show1ModelLoader", "Show1VAELoader", "Show1TextEncoderLoader", "Show1TextEncode", "Show1SaveEmbeds",
     "Show1LoadEmbeds", "Show1KeyframeSampler", "Show1PixelInterpolate", "Show1PixelUpscale", "Show1VAEEncode",
     "Show1LatentInterpolator", "Show1LatentUpscale", "Show1FrameDecode",
 }
-
-
-@pytest.fixture(scope="module")
-def nodes(pack):
-    return pack.NODE_CLASS_MAPPINGS
-
-
-def node(nodes, name):
-    return nodes[name]()
-
-
-@pytest.fixture(scope="module")
-def loaded(nodes):
-    """Every model loaded through the loader nodes."""
-    def load(choice):
-        return node(nodes, "Show1ModelLoader").run(model=choice, dtype="auto", offload="stage")[0]
-
-    encoders = node(nodes, "Show1TextEncoderLoader").run(t5_model="show-1-base (base)",
-                                                        clip_model="show-1-sr2 (sr2)", device="cpu", dtype="auto",
-                                                        offload_after_encoding=True)[0]
-    cond = node(nodes, "Show1TextEncode").run(text_encoder=encoders, prompt="a lighthouse in a storm",
-                                              negative_prompt="low resolution, blur", pixel_negative_prompt="",
-                                              clean_caption=False)[0]
-    return {
-        "base": load("show-1-base (base)"), "interp": load("show-1-interpolation (interpolation)"),
-        "sr1": load("show-1-sr1 (sr1)"), "if_ii": load("IF-II-L-v1.0 (if_ii)"), "sr2": load("show-1-sr2 (sr2)"),
-        "vae": node(nodes, "Show1VAELoader").run(model="show-1-sr2 (sr2)", dtype="fp32")[0], "cond": cond,
-        "encoders": encoders,
-    }
 
 
 def test_every_node_is_declared_for_comfyui(pack, nodes):
