@@ -207,7 +207,9 @@ class ComfyPlacement:
         try:
             yield patcher.load_device
         finally:
-            if should_offload(self.policy, scope):
+            # where the compute device is the offload device (--cpu) there is nothing to move: the
+            # model stays in ComfyUI's list until ComfyUI lets it go
+            if should_offload(self.policy, scope) and patcher.load_device != patcher.offload_device:
                 unload(patcher)
             elif scope is Offload.STAGE:
                 empty_cache(patcher.load_device)
@@ -223,7 +225,8 @@ def out_of_memory(error: BaseException) -> bool:
 
 
 def free_after_failure() -> None:
-    """Give back what a failed or interrupted stage held (its tensors are unreachable by now)."""
+    """Give back what a failed or interrupted stage held (its tensors are unreachable by now), or
+    whatever else was freed."""
     import gc
 
     gc.collect()

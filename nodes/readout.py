@@ -10,6 +10,7 @@ from ..show1_core.errors import Show1Error
 READOUT_NODES = ("Show1KeyframeSampler", "Show1PixelInterpolate", "Show1PixelUpscale", "Show1LatentInterpolator",
                  "Show1VAEEncode", "Show1FrameDecode", "Show1LatentUpscale")
 MAX_DEPTH = 64
+FRAME_INPUTS = ("images", "image", "pixels", "samples", "latent", "latent_image", "frames", "keyframes", "image1")
 
 
 class Graph:
@@ -28,10 +29,17 @@ class Graph:
         return str(value[0]) if isinstance(value, list) and value and str(value[0]) in self.nodes else None
 
     def first_source(self, node_id: str) -> str | None:
-        for value in self.nodes[node_id].get("inputs", {}).values():
-            if isinstance(value, list) and value and str(value[0]) in self.nodes:
-                return str(value[0])
-        return None
+        """Where a node's frames come from: its first linked IMAGE / LATENT input (declared so by the
+        pack's nodes; for other nodes, by the usual input names)."""
+        node = self.nodes[node_id]
+        cls = self.classes.get(node["class_type"])
+        if cls is not None:
+            spec = cls.INPUT_TYPES()
+            declared = {**spec.get("required", {}), **spec.get("optional", {})}
+            names = [n for n, d in declared.items() if d[0] in ("IMAGE", "LATENT")]
+        else:
+            names = [n for n in FRAME_INPUTS if n in node.get("inputs", {})]
+        return next((src for src in map(lambda n: self.source(node_id, n), names) if src is not None), None)
 
     def frames(self, node_id: str | None, depth: int = 0) -> int | None:
         """Frames an IMAGE / LATENT producer yields, when the graph tells; None if unknown."""

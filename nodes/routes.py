@@ -2,7 +2,8 @@
 
 * GET  /show1/rules    the input rules of `show1_core.rules` (ranges, defaults, multiples);
 * POST /show1/readout  {"prompt": API-format graph} -> the readout of every Show-1 node in it;
-* GET  /show1/models   the Show-1 models ComfyUI's model manager holds, and this process's memory.
+* GET  /show1/models   the Show-1 models ComfyUI's model manager holds, and this process's resident
+                       memory (after handing freed heap back to the system).
 """
 
 from __future__ import annotations
@@ -51,4 +52,5 @@ def register(classes: dict) -> None:
 
     @routes.get("/show1/models")
     async def get_models(request):
+        comfy.free_after_failure()  # what was freed goes back to the system before it is measured
         return web.json_response({"models": comfy.loaded_show1_models(), "resident_mib": resident_mib()})

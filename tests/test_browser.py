@@ -1,22 +1,37 @@
 """The example workflows in a real browser: Debian's chromium driven by playwright-core (npm), against
-the ComfyUI server of the integration tests. Needs COMFYUI_DIR, chromium and `npm install` in
-tests/browser; skipped, saying which is missing, otherwise."""
+the ComfyUI server of the integration tests, with the frontend ComfyUI 0.3.64 pins (the minimum the
+pack declares) and the newest tested frontend, each installed from pip into a temporary folder and
+served with --front-end-root, in the classic canvas and (where the frontend has it) the Vue node
+renderer. Needs COMFYUI_DIR, chromium and `npm install` in tests/browser; skipped, saying which is
+missing, otherwise."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import ROOT
 from test_comfyui_integration import COMFYUI_DIR, Server
 from workflows import load, to_api, workflow_files
 
 BROWSER_DIR = Path(__file__).parent / "browser"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+NEWEST_TESTED = os.environ.get("SHOW1_FRONTEND_NEWEST", "1.58.1")
+
+
+def declared_minimum() -> str:
+    text = (ROOT / "pyproject.toml").read_text()
+    return re.search(r'"comfyui-frontend-package>=([0-9.]+)"', text).group(1)
+
+
+SETUPS = [(declared_minimum(), "classic"), (NEWEST_TESTED, "classic"), (NEWEST_TESTED, "vue")]
 
 pytestmark = [
     pytest.mark.integration,
@@ -27,20 +42,38 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def browser_run(tmp_path_factory, demo_root):
-    root = tmp_path_factory.mktemp("comfyui_browser")
+@pytest.fixture(scope="session")
+def frontends(tmp_path_factory):
+    """version -> static web root, pip-installed into a folder of their own (SHOW1_FRONTEND_CACHE keeps them)."""
+    cache = Path(os.environ.get("SHOW1_FRONTEND_CACHE") or tmp_path_factory.mktemp("frontends"))
+    roots = {}
+    for version in {v for v, _ in SETUPS}:
+        target = cache / version
+        static = target / "comfyui_frontend_package" / "static"
+        if not (static / "index.html").is_file():
+            subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
+                            f"comfyui-frontend-package=={version}"], check=True, timeout=600)
+        roots[version] = static
+    return roots
+
+
+@pytest.fixture(scope="module", params=SETUPS, ids=lambda s: f"{s[0]}-{s[1]}")
+def browser_run(request, tmp_path_factory, demo_root, frontends):
+    version, renderer = request.param
+    root = tmp_path_factory.mktemp(f"browser-{version}-{renderer}")
     settings = root / "user" / "default" / "comfy.settings.json"
     settings.parent.mkdir(parents=True)
-    settings.write_text(json.dumps({"Comfy.TutorialCompleted": True}))
-    server = Server(root, demo_root)
+    settings.write_text(json.dumps({"Comfy.TutorialCompleted": True, "Comfy.VueNodes.Enabled": renderer == "vue"}))
+    server = Server(root, demo_root, ("--front-end-root", str(frontends[version])))
     out = root / "browser"
     try:
-        done = subprocess.run(["node", str(BROWSER_DIR / "check_workflows.mjs"), server.url, str(out),
+        done = subprocess.run(["node", str(BROWSER_DIR / "check_workflows.mjs"), server.url, str(out), renderer,
                                *[p.stem for p in workflow_files()]], capture_output=True, text=True, timeout=600,
                               env={**os.environ, "CHROMIUM": CHROMIUM})
         assert done.returncode == 0, done.stderr[-3000:]
-        yield json.loads(done.stdout.strip().splitlines()[-1]), out, server.get("/object_info")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        assert result["version"] in (version, None), result["version"]
+        yield result, out, server
     finally:
         server.stop()
 
@@ -48,29 +81,52 @@ def browser_run(tmp_path_factory, demo_root):
 def test_every_workflow_loads_without_missing_nodes(browser_run):
     result, _, _ = browser_run
     assert "show1.readout" in result["extensions"]
-    assert result["controlMissingDialog"] is True, "the check must see the dialog for an unknown node"
+    assert result["controlMissingWarning"] is True, "the check must see the warning for an unknown node"
     for name, info in result["workflows"].items():
-        assert info["missing"] == [] and not info["missingDialog"], name
+        assert info["missing"] == [] and not info["missingWarning"], name
+        assert info["readoutsInNodes"] >= 1, f"{name}: no readout is on screen"
+        assert (info["vueNodes"] > 0) == (result["renderer"] == "vue"), f"{name}: not the renderer asked for"
     ours = [e for e in result["consoleErrors"] if "show1" in e.lower()]
     assert ours == [], ours
 
 
-def test_readout_appears_and_follows_widgets(browser_run):
+def test_readout_appears_and_follows_a_users_edit(browser_run):
     result, _, _ = browser_run
     cascade = result["workflows"]["show1_published_cascade"]
     assert cascade["readouts"]["9:Show1KeyframeSampler"] == "8 frames · 4.00 s at 2 fps · 64x40"
     assert cascade["readouts"]["10:Show1PixelInterpolate"] == "29 frames · 3.87 s at 7.5 fps · 64x40"
     assert cascade["readouts"]["11:Show1PixelUpscale"] == "29 frames · 256x160"
-    after = cascade["afterChange"]["readouts"]
-    assert after["9:Show1KeyframeSampler"].startswith("10 frames · 5.00 s")
-    assert after["10:Show1PixelInterpolate"].startswith("37 frames")
+    after = cascade["afterChange"]
+    assert after["value"] == 9
+    assert after["readouts"]["9:Show1KeyframeSampler"].startswith("9 frames · 4.50 s")
+    assert after["readouts"]["10:Show1PixelInterpolate"].startswith("33 frames")
     hybrid = result["workflows"]["show1_hybrid_latent_interpolation"]
-    assert hybrid["readouts"]["10:Show1LatentInterpolator"] == "57 frames · 7.13 s at 8 fps"
-    assert hybrid["flagged"]["warning"] == "true" and "overlap must be smaller than window" in hybrid["flagged"]["text"]
+    assert hybrid["readouts"]["10:Show1LatentInterpolator"] == f"57 frames · {57 / 8:.2f} s at 8 fps · 576x320"
+    flagged = hybrid["flagged"]
+    assert flagged["warning"] == "true" and "overlap: 16 must be smaller than window (16)" in flagged["text"]
+
+
+def test_the_readout_is_the_packs_own_computation(browser_run):
+    """What the browser shows is what the pack's route computes from the frontend's own graph."""
+    import urllib.request
+
+    result, out, server = browser_run
+    for path in workflow_files():
+        prompt = json.loads((out / f"{path.stem}.api.json").read_text())
+        request = urllib.request.Request(server.url + "/show1/readout", json.dumps({"prompt": prompt}).encode(),
+                                         {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as r:
+            computed = json.loads(r.read())
+        shown = result["workflows"][path.stem]["readouts"]
+        for key, text in shown.items():
+            node_id = key.split(":")[0]
+            assert text == computed[node_id]["text"] + (
+                "  ⚠ " + "; ".join(computed[node_id]["warnings"]) if computed[node_id]["warnings"] else ""), key
 
 
 def test_frontend_conversion_matches_ours(browser_run):
-    _, out, object_info = browser_run
+    _, out, server = browser_run
+    object_info = server.get("/object_info")
     for path in workflow_files():
         frontend = json.loads((out / f"{path.stem}.api.json").read_text())
         ours = to_api(load(path), object_info)

@@ -29,8 +29,13 @@ COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not COMFYUI_DIR, reason="COMFYUI_DIR is not set: no ComfyUI checkout to test against "
                                                           "(see README, 'Integration tests')")]
+# Example workflows that need only Show-1 weights; each runs at its own sizes with every steps-like
+# input capped at STEP_CAP (the fourth also needs an SD checkpoint).
 RUNNABLE = ["show1_published_cascade", "show1_hybrid_latent_interpolation", "show1_interpolate_your_images"]
-# Small sizes and step counts for the CPU: (widget, value) per node type
+STEP_CAP = 3
+STEP_INPUTS = ("steps", "if_ii_steps")
+WORKFLOW_LIMIT_S = 600
+# Small sizes and step counts for the quick tests: (widget, value) per node type
 SMALL = {
     "Show1KeyframeSampler": {"num_frames": 3, "width": 24, "height": 16, "steps": 2},
     "Show1PixelInterpolate": {"width": 24, "height": 16, "steps": 2},
@@ -38,6 +43,10 @@ SMALL = {
     "Show1VAEEncode": {"width": 96, "height": 64},
     "Show1LatentUpscale": {"steps": 3},
     "Show1LatentInterpolator": {"frames_between": 2, "steps": 2, "window": 4, "overlap": 1},
+}
+STOCK = {  # a stock ComfyUI workflow that needs no weights
+    "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 255}},
+    "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "stock/stock"}},
 }
 
 
@@ -48,7 +57,7 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, root: Path, demo_root: Path):
+    def __init__(self, root: Path, demo_root: Path, extra_args: tuple[str, ...] = ()):
         self.root, self.port = root, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         for d in ("custom_nodes", "output", "input", "user", "temp"):
@@ -62,7 +71,7 @@ class Server:
             [python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port), "--output-directory",
              str(root / "output"), "--input-directory", str(root / "input"), "--user-directory", str(root / "user"),
              "--temp-directory", str(root / "temp"), "--database-url", "sqlite:///:memory:", "--disable-auto-launch",
-             "--disable-api-nodes", "--extra-model-paths-config", str(root / "extra_model_paths.yaml")],
+             "--disable-api-nodes", "--extra-model-paths-config", str(root / "extra_model_paths.yaml"), *extra_args],
             cwd=COMFYUI_DIR, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 180
         while time.time() < deadline:
@@ -170,19 +179,84 @@ def test_workflows_are_valid_against_the_live_server(path, object_info):
     assert found == []
 
 
+def capped_prompt(name: str, object_info: dict) -> tuple[dict, dict]:
+    """The workflow as shipped, every steps-like input capped at STEP_CAP."""
+    workflow = load(next(p for p in workflow_files() if p.stem == name))
+    prompt = to_api(workflow, object_info)
+    for node in prompt.values():
+        for key in STEP_INPUTS:
+            if isinstance(node["inputs"].get(key), int):
+                node["inputs"][key] = min(node["inputs"][key], STEP_CAP)
+        if node["class_type"] == "SaveVideo":
+            node["inputs"]["filename_prefix"] = f"video/{name}"
+    return prompt, workflow
+
+
 @pytest.mark.parametrize("name", RUNNABLE)
-def test_workflow_runs_headless_and_writes_its_mp4(server, object_info, name):
+def test_example_workflow_finishes_on_the_cpu_and_writes_its_mp4(server, object_info, name, pack):
+    """As shipped (published sizes), steps capped at 3, on 2 CPU cores with the tiny weights; the
+    video has the frame count and size the readout predicts from the graph."""
     from show1_core.video import read_mp4
 
-    prompt, workflow = small_prompt(name, object_info)
-    entry = server.wait(server.queue(prompt, workflow))
+    prompt, workflow = capped_prompt(name, object_info)
+    graph = pack.nodes.readout.Graph(prompt, pack.NODE_CLASS_MAPPINGS)
+    creator = next(k for k, n in prompt.items() if n["class_type"] == "CreateVideo")
+    source = graph.source(creator, "images")
+    expected_frames, (width, height) = graph.frames(source), graph.size(source)
+    started = time.time()
+    entry = server.wait(server.queue(prompt, workflow), timeout=WORKFLOW_LIMIT_S)
+    took = time.time() - started
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[-3000:]
+    assert took < WORKFLOW_LIMIT_S
     files = video_files(server, entry)
     assert len(files) == 1 and files[0].suffix == ".mp4" and files[0].is_file()
     frames = read_mp4(files[0])
-    expected = {"show1_published_cascade": (9, 64, 96), "show1_hybrid_latent_interpolation": (7, 64, 96),
-                "show1_interpolate_your_images": (9, 16, 24)}[name]
-    assert frames.shape[:3] == expected
+    assert frames.shape[:3] == (expected_frames, height, width)
+    print(f"{name}: {took:.0f} s, {frames.shape[0]} frames of {frames.shape[2]}x{frames.shape[1]}")
+
+
+def show1_models(server) -> dict:
+    return server.get("/show1/models")
+
+
+def test_show1_models_live_in_comfyuis_model_manager_and_free_with_it(server, object_info):
+    prompt, workflow = small_prompt("show1_hybrid_latent_interpolation", object_info)
+    assert server.wait(server.queue(prompt, workflow))["status"]["status_str"] == "success"
+    held = show1_models(server)
+    classes = sorted(m["class"] for m in held["models"])
+    assert "Show1UNet3D" in classes and "AutoencoderKL" in classes, held
+    before = held["resident_mib"]
+    server.post("/free", {"unload_models": True, "free_memory": True})
+    deadline = time.time() + 60
+    while show1_models(server)["models"] and time.time() < deadline:
+        time.sleep(0.5)
+    after = show1_models(server)
+    assert after["models"] == [], after
+    model_mib = sum(m["bytes"] for m in held["models"]) / 2 ** 20
+    print(f"resident {before:.0f} MiB with {len(held['models'])} Show-1 models ({model_mib:.0f} MiB) loaded, "
+          f"{after['resident_mib']:.0f} MiB after /free")
+    assert after["resident_mib"] < before - 0.5 * model_mib
+
+
+def test_a_stock_workflow_runs_after_a_show1_workflow(server, object_info):
+    prompt, workflow = small_prompt("show1_interpolate_your_images", object_info)
+    assert server.wait(server.queue(prompt, workflow))["status"]["status_str"] == "success"
+    entry = server.wait(server.queue(STOCK))
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    image = entry["outputs"]["2"]["images"][0]
+    assert (server.root / "output" / image["subfolder"] / image["filename"]).is_file()
+
+
+def test_twenty_prompts_in_a_row_do_not_grow_the_resident_memory(server, object_info):
+    prompt, workflow = small_prompt("show1_hybrid_latent_interpolation", object_info)
+    sampler = next(k for k, n in prompt.items() if n["class_type"] == "Show1LatentInterpolator")
+    resident = []
+    for seed in range(20):
+        prompt[sampler]["inputs"]["seed"] = seed  # a new video each time, the loaders cached
+        assert server.wait(server.queue(prompt, workflow))["status"]["status_str"] == "success"
+        resident.append(show1_models(server)["resident_mib"])
+    print("resident MiB after each of 20 prompts:", " ".join(f"{r:.0f}" for r in resident))
+    assert max(resident[1:]) <= resident[0] * 1.05 + 32, resident
 
 
 def test_cancel_stops_within_a_step_and_leaves_nothing(server, object_info):
@@ -218,3 +292,4 @@ def test_cancel_stops_within_a_step_and_leaves_nothing(server, object_info):
     assert set((server.root / "output").rglob("*.mp4")) == before, "a partial video was left behind"
     after, _ = small_prompt("show1_interpolate_your_images", object_info)
     assert server.wait(server.queue(after))["status"]["status_str"] == "success"
+    assert server.wait(server.queue(STOCK))["status"]["status_str"] == "success"

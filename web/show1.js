@@ -1,115 +1,58 @@
-// Show-1 readout: frame count, duration and output size of the sampler and interpolation nodes,
-// updated as widgets and links change, with a warning for settings the stage cannot take.
+// Show-1 readout: the frame count, duration and output size of the Show-1 nodes, and the settings
+// ComfyUI would refuse, shown under each node as the graph is edited. The pack computes them (POST
+// /show1/readout, with the graph as app.graphToPrompt() gives it) with the same rules and checks
+// its nodes run, so this file holds no formula and no limit of its own. Public frontend API only:
+// app.registerExtension, DOM widgets, app.graphToPrompt, api.fetchApi; works in the classic canvas
+// and in the Vue node renderer ("Nodes 2.0").
 import { app } from "../../scripts/app.js";
+import { api } from "../../scripts/api.js";
 
 const READOUT_NODES = new Set([
-  "Show1KeyframeSampler",
-  "Show1PixelInterpolate",
-  "Show1PixelUpscale",
-  "Show1LatentInterpolator",
+  "Show1KeyframeSampler", "Show1PixelInterpolate", "Show1PixelUpscale", "Show1LatentInterpolator",
+  "Show1VAEEncode", "Show1FrameDecode", "Show1LatentUpscale",
 ]);
+const DEBOUNCE_MS = 150;
 
-function widget(node, name) {
-  return node?.widgets?.find((w) => w.name === name);
+let timer = null;
+let running = null;
+
+function readoutNodes() {
+  return (app.graph?._nodes ?? []).filter((n) => n.show1Readout);
 }
 
-function value(node, name) {
-  return widget(node, name)?.value;
-}
-
-function origin(node, slot) {
-  const input = typeof slot === "number" ? node.inputs?.[slot] : node.inputs?.find((i) => i.name === slot);
-  if (!input || input.link == null) return null;
-  const link = node.graph?.links?.[input.link] ?? app.graph?.links?.[input.link];
-  return link ? node.graph?.getNodeById(link.origin_id) ?? app.graph.getNodeById(link.origin_id) : null;
-}
-
-// How many frames an IMAGE/LATENT producer yields, when the graph tells; null if unknown.
-function frameCount(node, depth = 0) {
-  if (!node || depth > 20) return null;
-  switch (node.comfyClass ?? node.type) {
-    case "Show1KeyframeSampler":
-      return value(node, "num_frames");
-    case "Show1PixelInterpolate": {
-      const k = frameCount(origin(node, "keyframes"), depth + 1);
-      return k == null ? null : 4 * k - 3;
-    }
-    case "Show1LatentInterpolator": {
-      const k = frameCount(origin(node, "keyframes"), depth + 1);
-      return k == null ? null : (k - 1) * (value(node, "frames_between") + 1) + 1;
-    }
-    case "LoadImage":
-      return 1;
-    case "ImageBatch": {
-      const a = frameCount(origin(node, "image1"), depth + 1);
-      const b = frameCount(origin(node, "image2"), depth + 1);
-      return a == null || b == null ? null : a + b;
-    }
-    case "EmptyLatentImage":
-      return value(node, "batch_size");
-  }
-  // pass-through nodes (VAE decode/encode, samplers, upscalers): follow the first linked input
-  for (let i = 0; i < (node.inputs?.length ?? 0); i++) {
-    if (["IMAGE", "LATENT"].includes(node.inputs[i].type) && node.inputs[i].link != null) {
-      return frameCount(origin(node, i), depth + 1);
-    }
-  }
-  return null;
-}
-
-function frameSize(node, depth = 0) {
-  if (!node || depth > 20) return null;
-  const w = value(node, "width");
-  const h = value(node, "height");
-  if ((node.comfyClass ?? node.type) === "Show1PixelUpscale") {
-    const inner = frameSize(origin(node, "frames"), depth + 1);
-    const s = value(node, "scale");
-    return inner ? [inner[0] * s, inner[1] * s] : null;
-  }
-  if (typeof w === "number" && typeof h === "number") return [w, h];
-  const up = node.inputs?.find((i) => i.type === "IMAGE" && i.link != null);
-  return up ? frameSize(origin(node, node.inputs.indexOf(up)), depth + 1) : null;
-}
-
-export function describe(node) {
-  const type = node.comfyClass ?? node.type;
-  const frames = frameCount(node);
-  const size = frameSize(node);
-  const fps = value(node, "fps");
-  const warnings = [];
-  const w = value(node, "width");
-  const h = value(node, "height");
-  if (typeof w === "number" && w % 8) warnings.push(`width ${w} is not a multiple of 8`);
-  if (typeof h === "number" && h % 8) warnings.push(`height ${h} is not a multiple of 8`);
-  if (type === "Show1LatentInterpolator" && value(node, "overlap") >= value(node, "window")) {
-    warnings.push("overlap must be smaller than window");
-  }
-  if (type === "Show1PixelInterpolate" || type === "Show1LatentInterpolator") {
-    const k = frameCount(origin(node, "keyframes"));
-    if (k != null && k < 2) warnings.push(`needs at least 2 keyframes (got ${k})`);
-  }
-  if (size && (size[0] % 2 || size[1] % 2)) warnings.push("odd frame size: h264 (SaveVideo) needs even sizes");
-  const parts = [
-    frames == null ? (type === "Show1PixelInterpolate" ? "4K-3 frames" : "? frames") : `${frames} frames`,
-  ];
-  if (frames != null && typeof fps === "number" && fps > 0) parts.push(`${(frames / fps).toFixed(2)} s at ${fps} fps`);
-  if (size) parts.push(`${size[0]}x${size[1]}`);
-  return { text: parts.join(" · "), warnings };
-}
-
-function refresh(node) {
+function show(node, readout) {
   const el = node.show1Readout;
-  if (!el) return;
-  const { text, warnings } = describe(node);
-  el.textContent = warnings.length ? `${text}  ⚠ ${warnings.join("; ")}` : text;
+  if (!el || !readout) return;
+  const warnings = readout.warnings ?? [];
+  el.textContent = warnings.length ? `${readout.text}  ⚠ ${warnings.join("; ")}` : readout.text;
   el.dataset.warning = warnings.length ? "true" : "false";
+  el.title = warnings.join("\n");
   el.style.color = warnings.length ? "#ff6b6b" : "#9ad1ff";
 }
 
+async function refreshNow() {
+  const nodes = readoutNodes();
+  if (!nodes.length) return;
+  const { output } = await app.graphToPrompt();
+  const response = await api.fetchApi("/show1/readout", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ prompt: output }),
+  });
+  if (!response.ok) return;
+  const readouts = await response.json();
+  for (const node of nodes) show(node, readouts[String(node.id)]);
+}
+
+// Coalesces bursts of edits into one request; a refresh asked for while one runs runs after it.
 function refreshAll() {
-  for (const node of app.graph?._nodes ?? []) {
-    if (READOUT_NODES.has(node.comfyClass ?? node.type)) refresh(node);
-  }
+  clearTimeout(timer);
+  timer = setTimeout(() => {
+    running = (running ?? Promise.resolve())
+      .then(refreshNow)
+      .catch((e) => console.warn("Show-1 readout:", e))
+      .finally(() => { running = null; });
+  }, DEBOUNCE_MS);
 }
 
 app.registerExtension({
@@ -119,11 +62,13 @@ app.registerExtension({
     const el = document.createElement("div");
     el.className = "show1-readout";
     el.style.cssText = "font: 12px monospace; padding: 2px 6px; white-space: normal;";
+    el.textContent = "…";
     node.show1Readout = el;
     const readout = node.addDOMWidget("show1_readout", "show1_readout", el, { serialize: false, hideOnZoom: false });
     readout.serialize = false;
     readout.computeSize = () => [0, 34];
     for (const w of node.widgets ?? []) {
+      if (w === readout) continue;
       const callback = w.callback;
       w.callback = function () {
         const r = callback?.apply(this, arguments);
@@ -134,12 +79,12 @@ app.registerExtension({
     const onConnectionsChange = node.onConnectionsChange;
     node.onConnectionsChange = function () {
       const r = onConnectionsChange?.apply(this, arguments);
-      setTimeout(refreshAll, 0);
+      refreshAll();
       return r;
     };
-    setTimeout(() => refresh(node), 0);
+    refreshAll();
   },
   async afterConfigureGraph() {
-    setTimeout(refreshAll, 0);
+    refreshAll();
   },
 });

@@ -1,0 +1,71 @@
+"""The web readout is computed by the pack from the graph, with the nodes' own rules and checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from test_workflows import BUILTIN, pack_object_info
+from workflows import load, to_api, workflow_files
+
+
+@pytest.fixture(scope="module")
+def info(pack):
+    return {**json.loads(BUILTIN.read_text()), **pack_object_info(pack)}
+
+
+def prompt_of(name, info):
+    return to_api(load(next(p for p in workflow_files() if p.stem == name)), info)
+
+
+def by_type(readouts, prompt, kind):
+    return next(readouts[k] for k, n in prompt.items() if n["class_type"] == kind)
+
+
+def test_the_published_cascade_reads_as_published(pack, info):
+    prompt = prompt_of("show1_published_cascade", info)
+    r = pack.nodes.readout.readouts(prompt, pack.NODE_CLASS_MAPPINGS)
+    assert by_type(r, prompt, "Show1KeyframeSampler")["text"] == "8 frames · 4.00 s at 2 fps · 64x40"
+    assert by_type(r, prompt, "Show1PixelInterpolate")["text"] == "29 frames · 3.87 s at 7.5 fps · 64x40"
+    assert by_type(r, prompt, "Show1PixelUpscale")["text"] == "29 frames · 256x160"
+    assert by_type(r, prompt, "Show1FrameDecode")["text"] == "29 frames · 576x320"
+    assert all(not v["warnings"] for v in r.values())
+
+
+def test_frame_counts_follow_the_rules_of_the_core(pack, info):
+    from show1_core import rules
+    from show1_core.stages import interpolated_length
+
+    prompt = prompt_of("show1_hybrid_latent_interpolation", info)
+    interp = next(k for k, n in prompt.items() if n["class_type"] == "Show1LatentInterpolator")
+    sampler = next(k for k, n in prompt.items() if n["class_type"] == "Show1KeyframeSampler")
+    for keyframes, gap in ((2, 0), (3, 5), (8, 7)):
+        prompt[sampler]["inputs"]["num_frames"], prompt[interp]["inputs"]["frames_between"] = keyframes, gap
+        r = pack.nodes.readout.readouts(prompt, pack.NODE_CLASS_MAPPINGS)
+        assert r[interp]["frames"] == rules.interpolated_frames(keyframes, gap) == (keyframes - 1) * (gap + 1) + 1
+    assert rules.interpolated_frames(8, rules.PIXEL_NEW_PER_GAP) == interpolated_length(8) == 29
+
+
+def test_warnings_are_the_nodes_own_validation(pack, info):
+    prompt = prompt_of("show1_hybrid_latent_interpolation", info)
+    interp = next(k for k, n in prompt.items() if n["class_type"] == "Show1LatentInterpolator")
+    inputs = prompt[interp]["inputs"]
+    inputs["overlap"] = inputs["window"]
+    r = pack.nodes.readout.readouts(prompt, pack.NODE_CLASS_MAPPINGS)
+    message = pack.NODE_CLASS_MAPPINGS["Show1LatentInterpolator"].VALIDATE_INPUTS(
+        **{k: None if isinstance(v, list) else v for k, v in inputs.items()})
+    assert r[interp]["warnings"] == [message.split(": ", 1)[1]]
+    sampler = next(k for k, n in prompt.items() if n["class_type"] == "Show1KeyframeSampler")
+    prompt[sampler]["inputs"]["width"] = 60
+    r = pack.nodes.readout.readouts(prompt, pack.NODE_CLASS_MAPPINGS)
+    assert any("width: 60 is not a multiple of 8" in w for w in r[sampler]["warnings"])
+
+
+def test_the_web_extension_holds_no_rule_of_its_own():
+    """The numbers live in show1_core.rules; the extension asks the pack's routes."""
+    js = (Path(__file__).parents[1] / "web" / "show1.js").read_text()
+    assert "/show1/readout" in js
+    for formula in ("4 * k - 3", "4K-3", "% 8", "frames_between\") + 1"):
+        assert formula not in js, formula
