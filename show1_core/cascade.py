@@ -7,7 +7,7 @@ stage's output is reported to `record(name, tensor)`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 import torch
 
@@ -69,8 +69,8 @@ class CascadeSettings:
         rules.NUM_KEYFRAMES.check(name("num_frames"), self.num_frames)
         pixel_stages = [("keyframes", "keyframes (show-1-base)"), ("interpolation", "show-1-interpolation")][: upto + 1]
         for stage, label in pixel_stages:
-            for field in ("height", "width"):
-                rules.check_size(name(field), getattr(self, field), multiples.get(stage, 1), label,
+            for axis in ("height", "width"):
+                rules.check_size(name(axis), getattr(self, axis), multiples.get(stage, 1), label,
                                  maximum=int(rules.KEYFRAME_SIZE.max))
         checks = [("keyframe_steps", "keyframe_guidance")]
         if upto >= 1:
@@ -80,17 +80,17 @@ class CascadeSettings:
             rules.SR1_SCALE.check(name("sr1_scale"), self.sr1_scale)
             rules.NOISE_LEVEL.check(name("sr1_noise_level"), self.sr1_noise_level)
             rules.NOISE_LEVEL.check(name("if_ii_noise_level"), self.if_ii_noise_level)
-            for field in ("height", "width"):
+            for axis in ("height", "width"):
                 for stage, label in (("sr1", "show-1-sr1"), ("if_ii", "IF-II")):
-                    value = getattr(self, field) * self.sr1_scale
-                    rules.check_size(f"{name(field)} x {name('sr1_scale')} ({value})", value, multiples.get(stage, 1),
+                    value = getattr(self, axis) * self.sr1_scale
+                    rules.check_size(f"{name(axis)} x {name('sr1_scale')} ({value})", value, multiples.get(stage, 1),
                                      label)
         for steps, guidance in checks:
             rules.STEPS.check(name(steps), getattr(self, steps))
             rules.GUIDANCE.check(name(guidance), getattr(self, guidance))
         if upto >= 3:
-            for field in ("sr2_height", "sr2_width"):
-                rules.check_size(name(field), getattr(self, field), multiples.get("vae", 1), "the show-1-sr2 VAE",
+            for axis in ("sr2_height", "sr2_width"):
+                rules.check_size(name(axis), getattr(self, axis), multiples.get("vae", 1), "the show-1-sr2 VAE",
                                  maximum=int(rules.VAE_SIZE.max))
             rules.check_strength_steps(self.sr2_strength, self.sr2_steps, (name("sr2_strength"), name("sr2_steps")))
             rules.GUIDANCE.check(name("sr2_guidance"), self.sr2_guidance)
@@ -126,7 +126,6 @@ class CascadeModels:
     sr2: Stage | None = None
     vae: object | None = None
     clip: TextEncoder | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def run_cascade(models: CascadeModels, prompt: str, negative_prompt: str = "low resolution, blur", seed: int = 345,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
@@ -141,7 +141,6 @@ class Stage:
     scheduler_config: dict
     noising_scheduler_config: dict | None = None
     dtype: torch.dtype = torch.float32
-    extras: dict = field(default_factory=dict)
 
     @property
     def label(self) -> str:
