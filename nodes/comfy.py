@@ -20,7 +20,7 @@ from typing import Iterator
 
 import torch
 
-from ..show1_core.memory import Offload, empty_cache, module_dtype, should_offload
+from ..show1_core.memory import Offload, empty_cache, is_out_of_memory, module_dtype, should_offload
 
 log = logging.getLogger("show1")
 
@@ -216,12 +216,8 @@ class ComfyPlacement:
 
 
 def out_of_memory(error: BaseException) -> bool:
-    """CUDA / MPS / CPU allocation failures."""
-    if isinstance(error, torch.cuda.OutOfMemoryError) or (IN_COMFYUI and isinstance(error, mm.OOM_EXCEPTION)):
-        return True
-    text = str(error)
-    return isinstance(error, (RuntimeError, MemoryError)) and (
-        "out of memory" in text.lower() or "can't allocate memory" in text or isinstance(error, MemoryError))
+    """Allocation failures, ComfyUI's own OOM exception included."""
+    return is_out_of_memory(error) or (IN_COMFYUI and isinstance(error, mm.OOM_EXCEPTION))
 
 
 def free_after_failure() -> None:

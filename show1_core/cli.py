@@ -23,7 +23,7 @@ from .cascade import STAGE_ORDER, CascadeModels, CascadeSettings, run_cascade
 from .demo import is_current_demo_folder, is_demo_folder, write_demo_models
 from .errors import InputError, Show1Error
 from .loading import STAGE_FOLDERS, StageKind, find_stages, inspect_stage, load_stage, load_vae, vae_size_multiple
-from .memory import Offload, default_placement, tune_cpu_allocator
+from .memory import Offload, default_placement, is_out_of_memory, tune_cpu_allocator
 from .progress import StepEvent
 from .stages import INTERPOLATED_FPS, KEYFRAME_FPS
 from .text import encode_prompt, load_text_encoder
@@ -309,12 +309,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def out_of_memory(error: BaseException) -> bool:
-    text = str(error)
-    return isinstance(error, (MemoryError, torch.cuda.OutOfMemoryError)) or (
-        isinstance(error, RuntimeError) and ("out of memory" in text.lower() or "can't allocate memory" in text))
-
-
 def main(argv: list[str] | None = None) -> int:
     """The one error boundary of the CLI: a message line and an exit status for every failure."""
     args = build_parser().parse_args(argv)
@@ -331,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         if args.debug:
             raise
-        if out_of_memory(e):
+        if is_out_of_memory(e):
             print(f"error: out of memory ({str(e).splitlines()[0][:200]}); {OOM_LEVERS}", file=sys.stderr)
             return 3
         print(f"error: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else 'no message'} (an internal "

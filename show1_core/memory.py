@@ -42,6 +42,13 @@ def should_offload(policy: Offload, scope: Offload) -> bool:
     return policy is Offload.WINDOW or (policy is Offload.STAGE and scope is Offload.STAGE)
 
 
+def is_out_of_memory(error: BaseException) -> bool:
+    """An allocation failure on any device (CUDA's own error, or the allocators' RuntimeError)."""
+    text = str(error)
+    return isinstance(error, (MemoryError, torch.cuda.OutOfMemoryError)) or (
+        isinstance(error, RuntimeError) and ("out of memory" in text.lower() or "can't allocate memory" in text))
+
+
 def module_device(module: torch.nn.Module) -> torch.device:
     for p in module.parameters():
         return p.device
