@@ -62,14 +62,20 @@ NOISING_SCHEDULER = {**IF_II_SCHEDULER, "dynamic_thresholding_ratio": 0.995, "th
                      "variance_type": "fixed_small"}
 
 
-def pixel_unet_config(in_channels: int, noise_level: bool, transformer_in: bool) -> dict:
-    """A narrow member of the Show-1 pixel family with every option the real configs use."""
+def pixel_unet_config(in_channels: int, noise_level: bool, transformer_in: bool, resnet_levels: int = 1) -> dict:
+    """A narrow member of the Show-1 pixel family with every option the real configs use.
+
+    Attention comes only after `resnet_levels` downsampling levels, as in the real configs; the
+    super-resolution UNets take more of them, since their attention cost grows with the square of
+    the output size.
+    """
     return {
         "_class_name": "UNet3DConditionModel", "_diffusers_version": DIFFUSERS_VERSION, "act_fn": "gelu",
         "addition_embed_type": "text", "addition_embed_type_num_heads": 4, "attention_head_dim": 8,
-        "block_out_channels": [32, 32], "class_embed_type": "timestep" if noise_level else None,
+        "block_out_channels": [32] * (resnet_levels + 1), "class_embed_type": "timestep" if noise_level else None,
         "cross_attention_dim": 64, "cross_attention_norm": "group_norm",
-        "down_block_types": ["ResnetDownsampleBlock3D", "SimpleCrossAttnDownBlock3D"], "encoder_hid_dim": T5_WIDTH,
+        "down_block_types": ["ResnetDownsampleBlock3D"] * resnet_levels + ["SimpleCrossAttnDownBlock3D"],
+        "encoder_hid_dim": T5_WIDTH,
         "encoder_hid_dim_type": "text_proj", "flip_sin_to_cos": True, "freq_shift": 0, "in_channels": in_channels,
         "layers_per_block": 1, "mid_block_scale_factor": 1.4142271248762552 if noise_level else 1.0,
         "mid_block_type": "UNetMidBlock3DSimpleCrossAttn", "norm_eps": 1e-05, "norm_num_groups": 32,
@@ -77,20 +83,22 @@ def pixel_unet_config(in_channels: int, noise_level: bool, transformer_in: bool)
         "resnet_skip_time_act": True, "resnet_time_scale_shift": "scale_shift", "sample_size": 64,
         "time_embedding_act_fn": "gelu", "time_embedding_dim": 32 if noise_level else None,
         "transfromer_in_opt": transformer_in,
-        "up_block_types": ["SimpleCrossAttnUpBlock3D", "ResnetUpsampleBlock3D"],
+        "up_block_types": ["SimpleCrossAttnUpBlock3D"] + ["ResnetUpsampleBlock3D"] * resnet_levels,
     }
 
 
 IF_II_CONFIG = {
     "_class_name": "UNet2DConditionModel", "_diffusers_version": DIFFUSERS_VERSION, "act_fn": "gelu",
     "addition_embed_type": "text", "addition_embed_type_num_heads": 4, "attention_head_dim": 8,
-    "block_out_channels": [32, 32], "class_embed_type": "timestep", "cross_attention_dim": 64,
-    "cross_attention_norm": "group_norm", "down_block_types": ["ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"],
+    "block_out_channels": [32, 32, 32], "class_embed_type": "timestep", "cross_attention_dim": 64,
+    "cross_attention_norm": "group_norm",
+    "down_block_types": ["ResnetDownsampleBlock2D", "ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"],
     "encoder_hid_dim": T5_WIDTH, "encoder_hid_dim_type": "text_proj", "in_channels": 6, "layers_per_block": 1,
     "mid_block_scale_factor": 1.4142271248762552, "mid_block_type": "UNetMidBlock2DSimpleCrossAttn",
     "out_channels": 6, "resnet_out_scale_factor": 1.4142271248762552, "resnet_skip_time_act": True,
     "resnet_time_scale_shift": "scale_shift", "sample_size": 256, "time_embedding_act_fn": "gelu",
-    "time_embedding_dim": 32, "up_block_types": ["SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"],
+    "time_embedding_dim": 32,
+    "up_block_types": ["SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D", "ResnetUpsampleBlock2D"],
 }
 SR2_UNET_CONFIG = {
     "_class_name": "UNet3DConditionModel", "_diffusers_version": DIFFUSERS_VERSION, "act_fn": "silu",
@@ -247,7 +255,7 @@ def write_interpolation(folder: Path) -> None:
 
 
 def write_sr1(folder: Path) -> None:
-    config = pixel_unet_config(6, True, False)
+    config = pixel_unet_config(6, True, False, resnet_levels=2)
     _save_component(_random_unet(config), config, folder / "unet")
     _write_json(folder / "scheduler" / "scheduler_config.json", SR1_SCHEDULER)
     _write_json(folder / "image_noising_scheduler" / "scheduler_config.json", NOISING_SCHEDULER)
@@ -299,7 +307,7 @@ def write_sr2(folder: Path) -> None:
 WRITERS = {StageKind.BASE: write_base, StageKind.INTERPOLATION: write_interpolation, StageKind.SR1: write_sr1,
            StageKind.IF_II: write_if_ii, StageKind.SR2: write_sr2}
 DEMO_MARKER = "SHOW1_DEMO_WEIGHTS.txt"
-DEMO_FORMAT = "2"  # bumped whenever the demo folders change layout, so old caches are rewritten
+DEMO_FORMAT = "3"  # bumped whenever the demo folders change layout, so old caches are rewritten
 
 
 def write_demo_models(root: str | Path, seed: int = 0, stages=tuple(WRITERS)) -> dict[StageKind, Path]:
