@@ -1,16 +1,21 @@
 """Everything the pack needs from ComfyUI, in one place.
 
-Inside ComfyUI these use folder_paths, comfy.model_management, comfy.model_patcher and
+Inside ComfyUI these use folder_paths, comfy.model_management, comfy.model_patcher, comfy.ops and
 comfy.utils.ProgressBar. In a plain Python process (tests, tooling) the same functions fall back to
-plain behaviour: the CPU, no progress bar, no interruption, model folders from SHOW1_MODELS_DIR.
+plain behaviour: the CPU, plain torch layers, no progress bar, no interruption, model folders from
+SHOW1_MODELS_DIR.
 
-Every Show-1 model is registered with ComfyUI's model manager through a `ModelPatcher`, and
-brought to the compute device with `load_models_gpu` whenever a stage runs: ComfyUI sees it,
-counts it, and can evict it when its own models need room.
+Every Show-1 model is built from ComfyUI's cast-capable layers (`comfy.ops`, picked by ComfyUI for
+the device and the weight dtype), wrapped in ComfyUI's model patcher (the class ComfyUI names when
+the model is wrapped, so its dynamic-VRAM patcher where it has one) and brought to the compute
+device with `load_models_gpu` when a stage runs, with the stage's activation estimate as
+`memory_required`: ComfyUI frees what it must and loads the model whole, or in part when it does
+not fit, casting the rest layer by layer.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import shutil
@@ -20,13 +25,15 @@ from typing import Iterator
 
 import torch
 
-from ..show1_core.memory import Offload, empty_cache, is_out_of_memory, module_dtype, should_offload
+from ..show1_core.memory import Offload, empty_cache, is_out_of_memory, module_device, should_offload
+from ..show1_core.precision import Precision, parse_precision
 
 log = logging.getLogger("show1")
 
 try:  # ComfyUI is importable only inside a ComfyUI process (or with its checkout on sys.path)
     import comfy.model_management as mm
     import comfy.model_patcher
+    import comfy.ops
     import comfy.utils
     import folder_paths
 except ImportError:
@@ -82,20 +89,66 @@ def output_device() -> torch.device:
     return mm.intermediate_device() if IN_COMFYUI else torch.device("cpu")
 
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-DTYPE_CHOICES = ["auto", *DTYPES]
+def free_memory(device: torch.device) -> int | None:
+    """Bytes ComfyUI can give a stage on `device` (free, plus what its models hold and could give
+    back); None on the CPU outside ComfyUI's accounting."""
+    if not IN_COMFYUI or device.type == "cpu":
+        return None
+    held = sum(m.model_loaded_memory() for m in mm.current_loaded_models if m.device == device)
+    return int(mm.get_free_memory(device) + held)
 
 
-def resolve_dtype(name: str, device: torch.device | None = None) -> torch.dtype:
+def resolve_precision(compute: str, weights: str = "default", device: torch.device | None = None) -> Precision:
     """"auto": bf16 or fp16 where ComfyUI deems the device fit for it, else fp32."""
-    if name in DTYPES:
-        return DTYPES[name]
     device = device or compute_device()
-    if IN_COMFYUI and mm.should_use_bf16(device):
-        return torch.bfloat16
-    if IN_COMFYUI and mm.should_use_fp16(device):
-        return torch.float16
-    return torch.float32
+    if compute == "auto" and IN_COMFYUI:
+        compute = "bf16" if mm.should_use_bf16(device) else "fp16" if mm.should_use_fp16(device) else "fp32"
+    return parse_precision(compute, weights, device)
+
+
+def layer_set(precision: Precision, device: torch.device):
+    """ComfyUI's layers for this weight and compute dtype (None outside ComfyUI: plain torch)."""
+    if not IN_COMFYUI:
+        return None
+    base = comfy.ops.pick_operations(precision.storage, precision.compute, load_device=device)
+
+    class ComfyOps:
+        Linear, Conv2d, Conv3d, GroupNorm, LayerNorm, Embedding = (base.Linear, base.Conv2d, base.Conv3d,
+                                                                   base.GroupNorm, base.LayerNorm, base.Embedding)
+
+        @staticmethod
+        def weights(module: torch.nn.Module, like: torch.Tensor):
+            """As the layer's own forward would: cast when ComfyUI switched the layer to casting."""
+            if module.comfy_cast_weights or module.weight_function or module.bias_function:
+                return comfy.ops.cast_bias_weight(module, like)
+            return module.weight, module.bias
+
+    return ComfyOps
+
+
+def patcher_class():
+    """The patcher ComfyUI wraps models in, looked up now: ComfyUI 0.16+ rebinds CoreModelPatcher at
+    start to its dynamic-VRAM patcher; older releases have only ModelPatcher."""
+    return getattr(comfy.model_patcher, "CoreModelPatcher", comfy.model_patcher.ModelPatcher)
+
+
+class Adopter:
+    """The `adopt` hook of show1_core's loaders: wraps the freshly built model in ComfyUI's patcher
+    before its weights arrive, as ComfyUI's own loaders do, so a dynamic patcher can take them over."""
+
+    def __init__(self, load_device: torch.device | None = None):
+        self.load_device = load_device
+        self.patcher = None
+
+    def __call__(self, model: torch.nn.Module) -> None:
+        if IN_COMFYUI:
+            self.patcher = patcher_class()(model, load_device=self.load_device or compute_device(),
+                                           offload_device=offload_device())
+
+    @property
+    def dynamic(self) -> bool:
+        is_dynamic = getattr(self.patcher, "is_dynamic", None)
+        return bool(is_dynamic()) if callable(is_dynamic) else False
 
 
 def check_interrupt() -> None:
@@ -106,6 +159,29 @@ def check_interrupt() -> None:
 
 def is_interrupt(error: BaseException) -> bool:
     return IN_COMFYUI and isinstance(error, mm.InterruptProcessingException)
+
+
+def executing_node() -> str | None:
+    try:
+        from comfy_execution.utils import get_executing_context
+    except ImportError:
+        return None
+    context = get_executing_context()
+    return None if context is None else str(context.node_id)
+
+
+def warn(message: str) -> None:
+    """A warning the user sees: in the log, and as text on the running node in the UI."""
+    log.warning("Show-1: %s", message)
+    node = executing_node() if IN_COMFYUI else None
+    if node is None:
+        return
+    try:
+        from server import PromptServer
+
+        PromptServer.instance.send_progress_text(f"⚠ {message}", node)
+    except (ImportError, AttributeError):
+        pass
 
 
 def progress_callback(preview: bool = True):
@@ -137,31 +213,10 @@ def preview_image(video: torch.Tensor):
 
 # --- models under ComfyUI's model manager ----------------------------------------------------------
 
-class Holder(torch.nn.Module):
-    """A plain container for ModelPatcher, which sets `.device` on its model: diffusers and
-    transformers models have a read-only `device` property."""
-
-    def __init__(self, module: torch.nn.Module):
-        super().__init__()
-        self.module = module
-
-    def get_dtype(self) -> torch.dtype:
-        return module_dtype(self.module)
-
-
-def managed(module: torch.nn.Module, load_device: torch.device | None = None):
-    """A ModelPatcher for `module` (None outside ComfyUI). Weights stay where the loader put them
-    (the offload device) until a stage asks for them."""
-    if not IN_COMFYUI or module is None:
-        return None
-    return comfy.model_patcher.ModelPatcher(Holder(module), load_device=load_device or compute_device(),
-                                            offload_device=offload_device())
-
-
 def unload(patcher) -> None:
     """Hand one model back to its offload device, as ComfyUI does when it needs room."""
     loaded = getattr(mm, "current_loaded_models", [])
-    for i, entry in enumerate(list(loaded)):
+    for entry in list(loaded):
         if entry.model is patcher:
             if entry.model_unload():
                 loaded.remove(entry)
@@ -169,41 +224,57 @@ def unload(patcher) -> None:
     mm.soft_empty_cache()
 
 
+def show1_model_classes() -> tuple[type, ...]:
+    from ..show1_core.models.clip import CLIPTextEncoder
+    from ..show1_core.models.t5 import T5Encoder
+    from ..show1_core.models.unet import Show1UNet
+    from ..show1_core.models.vae import AutoencoderKL
+
+    return Show1UNet, AutoencoderKL, T5Encoder, CLIPTextEncoder
+
+
 def loaded_show1_models() -> list[dict]:
     """Show-1 models ComfyUI's model manager holds, for the pack's status route and the tests."""
     found = []
     for patcher in (mm.loaded_models() if IN_COMFYUI else []):
         inner = getattr(patcher, "model", None)
-        if isinstance(inner, Holder):
-            found.append({"class": type(inner.module).__name__, "device": str(patcher.current_loaded_device()),
-                          "bytes": int(patcher.model_size())})
+        if isinstance(inner, show1_model_classes()):
+            found.append({"class": type(inner).__name__, "device": str(patcher.current_loaded_device()),
+                          "bytes": int(patcher.model_size()), "loaded_bytes": int(patcher.loaded_size())})
     return found
 
 
 class ComfyPlacement:
     """A show1_core placement that lets ComfyUI's model manager place each model.
 
-    `use(module)` loads the module's ModelPatcher with `load_models_gpu` (ComfyUI frees room for
-    it, evicting only what it must) and, when the offload policy says the scope is over, hands it
-    back with ComfyUI's own unload. Modules without a patcher (outside ComfyUI) run where they are.
+    `use(module)` loads the module's patcher with `load_models_gpu`, asking for the stage's
+    activation estimate on top (`memory_required`, by module): ComfyUI frees room, evicting only
+    what it must, and loads the module whole or in part. When the offload policy says the scope is
+    over, the module goes back with ComfyUI's own unload. Modules without a patcher run where they
+    are.
     """
 
-    def __init__(self, policy: Offload | str = Offload.STAGE, patchers=()):
+    def __init__(self, policy: Offload | str = Offload.STAGE, patchers=(), memory_required: dict | None = None):
         self.policy = Offload(policy)
-        self.patchers = {id(p.model.module): p for p in patchers if p is not None}
+        self.patchers = {id(p.model): p for p in patchers if p is not None}
+        self.memory_required = memory_required or {}
+
+    def add(self, module, patcher, memory_required: int = 0) -> None:
+        self.patchers[id(module)] = patcher
+        self.memory_required[id(module)] = memory_required
 
     @contextmanager
     def use(self, module: torch.nn.Module, scope: Offload = Offload.STAGE) -> Iterator[torch.device]:
         patcher = self.patchers.get(id(module))
         if patcher is None:
-            device = next(module.parameters()).device
+            device = module_device(module)
             try:
                 yield device
             finally:
                 if device.type == "cpu" and scope is Offload.STAGE:
                     empty_cache(device)
             return
-        mm.load_models_gpu([patcher], force_full_load=True)
+        mm.load_models_gpu([patcher], memory_required=int(self.memory_required.get(id(module), 0)))
         try:
             yield patcher.load_device
         finally:
@@ -215,6 +286,13 @@ class ComfyPlacement:
                 empty_cache(patcher.load_device)
 
 
+def run_context_for(placement: ComfyPlacement):
+    """The run context of a node's call: this placement, the node's progress bar, Cancel, warnings."""
+    from ..show1_core.context import RunContext
+
+    return RunContext(placement, progress_callback(), check_interrupt, on_warning=warn)
+
+
 def out_of_memory(error: BaseException) -> bool:
     """Allocation failures, ComfyUI's own OOM exception included."""
     return is_out_of_memory(error) or (IN_COMFYUI and isinstance(error, mm.OOM_EXCEPTION))
@@ -223,9 +301,36 @@ def out_of_memory(error: BaseException) -> bool:
 def free_after_failure() -> None:
     """Give back what a failed or interrupted stage held (its tensors are unreachable by now), or
     whatever else was freed."""
-    import gc
-
     gc.collect()
     if IN_COMFYUI:
         mm.soft_empty_cache()
     empty_cache(compute_device())
+
+
+# --- ComfyUI's own T5-XXL as a Show-1 text encoder ------------------------------------------------
+
+class ComfyT5(torch.nn.Module):
+    """The T5-XXL of a ComfyUI `CLIP` (CLIPLoader type pixart, or the t5xxl of an SD3 / Flux pair)
+    as show1_core's text model: token ids and their attention mask in, the last hidden states of
+    all positions out, float32. The CLIP's patcher loads it."""
+
+    def __init__(self, transformer: torch.nn.Module, patcher):
+        super().__init__()
+        self.transformer = [transformer]  # a list: not a sub-module, ComfyUI owns and places it
+        self.patcher = patcher
+        self.width = transformer.shared.embedding_dim
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        out, _ = self.transformer[0](ids, mask, dtype=torch.float32)
+        return out.float()
+
+
+def comfy_t5(clip):
+    """(tokenizer, T5 transformer, patcher) of a ComfyUI CLIP holding T5-XXL, or None."""
+    model = getattr(getattr(clip, "cond_stage_model", None), "t5xxl", None)
+    tokenizers = getattr(clip, "tokenizer", None)
+    tokenizer = getattr(tokenizers, "t5xxl", None) or getattr(tokenizers, "clip_t5xxl", None)
+    transformer = getattr(model, "transformer", None)
+    if transformer is None or tokenizer is None or not hasattr(transformer, "shared"):
+        return None
+    return tokenizer.tokenizer, transformer, clip.patcher

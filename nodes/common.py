@@ -1,5 +1,5 @@
-"""What every Show-1 node shares: the custom types, ComfyUI <-> show1_core conversions, the hooks
-each stage call gets, input validation from the core's rules, and errors that name the node."""
+"""What the Show-1 nodes share: the custom types, what they carry, ComfyUI <-> show1_core
+conversions, the run context of a stage call, and the stage folders under models/show1."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ from pathlib import Path
 
 import torch
 
-from ..show1_core import rules
-from ..show1_core.errors import InputError, Show1Error
+from ..show1_core.context import RunContext  # noqa: F401 (the type run_context returns)
+from ..show1_core.errors import InputError
+from ..show1_core.folders import StageInfo, find_stages
 from ..show1_core.frames import images_to_video, video_to_images
-from ..show1_core.loading import Stage, StageInfo, StageKind, find_stages
 from ..show1_core.memory import Offload
+from ..show1_core.models.vae import AutoencoderKL
+from ..show1_core.stage import Stage, StageKind
+from ..show1_core.text import TextEncoder
 from . import comfy
 
 MODEL = "SHOW1_MODEL"
@@ -21,17 +24,9 @@ VAE = "SHOW1_VAE"
 TEXT_ENCODER = "SHOW1_TEXT_ENCODER"
 COND = "SHOW1_COND"
 NO_MODELS = "(no Show-1 stage folders in models/show1)"
-OOM_LEVERS = ("lower the memory it needs: set offload to 'window' on the loaders, enable tile on the VAE nodes, "
-              "decode fewer frames_per_chunk, use a smaller window or fewer frames, or load the models in fp16/bf16")
-
-
-class Show1NodeError(RuntimeError):
-    """A Show-1 error, prefixed with the node that raised it."""
-
-
 @dataclass
 class Show1Model:
-    """A loaded stage, its ModelPatcher (inside ComfyUI) and how it waits between uses."""
+    """A loaded stage, its model patcher (inside ComfyUI) and how it waits between uses."""
 
     stage: Stage
     offload: Offload
@@ -44,91 +39,32 @@ class Show1Model:
 
 @dataclass
 class Show1VAE:
-    vae: torch.nn.Module
+    vae: AutoencoderKL
     patcher: object | None = None
 
 
 @dataclass
 class Show1TextEncoders:
-    t5: object | None
-    clip: object | None
+    t5: TextEncoder | None
+    clip: TextEncoder | None
     patchers: list = field(default_factory=list)
     offload: Offload = Offload.STAGE
 
 
-class Show1Node:
-    """Base of the pack's nodes: `execute` does the work; inputs are checked first, and errors come
-    out named after the node.
-
-    `RANGES` names the numeric inputs and their rule; list-form combos are checked against their
-    choices (except `DYNAMIC` ones, folder listings the node resolves itself); `check` adds the rules
-    across inputs. `VALIDATE_INPUTS` (at queue time) and `run` (every call, API or UI) use the same
-    checks, so what the browser is told and what the node enforces cannot differ.
-    """
-
-    CATEGORY = "Show-1"
-    FUNCTION = "run"
-    RANGES: dict[str, rules.Range] = {}
-    DYNAMIC: tuple[str, ...] = ()
-
-    @classmethod
-    def check_inputs(cls, values: dict) -> None:
-        spec = cls.INPUT_TYPES()
-        declared = {**spec.get("required", {}), **spec.get("optional", {})}
-        for name, value in values.items():
-            if value is None or name not in declared:
-                continue  # a link (ComfyUI validates before it has a value) or a hidden input
-            kind = declared[name][0]
-            if name in cls.RANGES:
-                cls.RANGES[name].check(name, value)
-            elif isinstance(kind, list) and name not in cls.DYNAMIC:
-                rules.check_choice(name, value, kind)
-        cls.check(values)
-
-    @classmethod
-    def check(cls, values: dict) -> None:
-        """Rules across inputs; `values` holds None for inputs that arrive through links."""
-
-    @classmethod
-    def VALIDATE_INPUTS(cls, **inputs):
-        try:
-            cls.check_inputs(inputs)
-        except Show1Error as e:
-            return f"{cls.__name__}: {e}"
-        return True
-
-    def run(self, **inputs):
-        name = type(self).__name__
-        try:
-            type(self).check_inputs(inputs)
-            return self.execute(**inputs)
-        except Show1Error as e:
-            raise Show1NodeError(f"{name}: {e}") from None
-        except BaseException as e:
-            if comfy.is_interrupt(e) or not comfy.out_of_memory(e):
-                raise
-            comfy.free_after_failure()
-            raise Show1NodeError(f"{name}: out of memory on {comfy.compute_device()} ({str(e).splitlines()[0][:200]}); "
-                                 f"{OOM_LEVERS}") from None
-
-    def execute(self, **inputs):
-        raise NotImplementedError
-
-
-def stage_hooks(*models) -> dict:
-    """placement, progress callback and cancellation check for one stage call. The placement
-    follows the first model's offload policy and knows every given model's ModelPatcher."""
+def run_context(*models, memory: dict | None = None) -> RunContext:
+    """The run context of one stage call inside a node: ComfyUI's model manager places the given
+    models (the first one's offload policy; `memory` maps a module to its activation estimate, the
+    `memory_required` of its load), the node's progress bar, Cancel, and warnings on the node."""
     policy = next((m.offload for m in models if isinstance(m, Show1Model)), Offload.STAGE)
-    patchers = [getattr(m, "patcher", None) for m in models]
-    return {"placement": comfy.ComfyPlacement(policy, patchers), "callback": comfy.progress_callback(),
-            "check_cancel": comfy.check_interrupt}
+    placement = comfy.ComfyPlacement(policy, [getattr(m, "patcher", None) for m in models], memory)
+    return comfy.run_context_for(placement)
 
 
 # --- model folders ------------------------------------------------------------------------------
 
 def stage_choices(*kinds: StageKind) -> list[str]:
     """Combo entries "<folder> (<stage>)" for the stage folders under models/show1."""
-    found = find_stages(*comfy.model_roots())
+    found = find_stages(*comfy.model_roots()).found
     entries = [f"{info.folder.name} ({info.kind.value})" for kind, infos in found.items() if not kinds or kind in kinds
                for info in infos]
     return sorted(entries) or [NO_MODELS]
@@ -139,11 +75,14 @@ def find_stage(choice: str, *kinds: StageKind, argument: str = "model") -> Stage
     if not isinstance(choice, str):
         raise InputError(f"{argument}: {choice!r} is not a folder name; pick an entry of the list")
     name = choice.rsplit(" (", 1)[0] if choice.endswith(")") else choice
-    found = find_stages(*comfy.model_roots())
-    for kind, infos in found.items():
+    scan = find_stages(*comfy.model_roots())
+    for kind, infos in scan.found.items():
         for info in infos:
             if info.folder.name == name and (not kinds or kind in kinds):
                 return info
+    for folder, why in scan.broken.items():
+        if folder.name == name:
+            raise InputError(f"{argument}: {choice!r}: {folder} is broken: {why}")
     roots = ", ".join(str(r) for r in comfy.model_roots()) or "models/show1"
     wanted = " or ".join(k.label for k in kinds) if kinds else "a Show-1 stage"
     raise InputError(f"{argument}: {choice!r} is not a folder holding {wanted} under {roots}; download it with "

@@ -1,7 +1,8 @@
 """Loader nodes: stage models, the latent stage's VAE and the text encoders.
 
-Each loads its weights once, onto ComfyUI's offload device (never a second copy), and registers
-the model with ComfyUI's model manager; the stage nodes bring it to the GPU when they run.
+Each builds its model from ComfyUI's cast-capable layers (picked for the device and the weight
+dtype), hands it to ComfyUI's model patcher before the weights arrive, and loads the weights once
+onto ComfyUI's offload device; the stage nodes bring it to the GPU, whole or in part, when they run.
 """
 
 from __future__ import annotations
@@ -9,12 +10,24 @@ from __future__ import annotations
 import torch
 
 from ..show1_core.errors import InputError, Show1Error
-from ..show1_core.loading import StageKind, load_stage, load_vae
+from ..show1_core.loading import load_stage, load_text_encoder, load_vae
 from ..show1_core.memory import Offload
-from ..show1_core.text import load_text_encoder
-from . import comfy, widgets
-from .common import MODEL, NO_MODELS, TEXT_ENCODER, VAE, Show1Model, Show1Node, Show1TextEncoders, Show1VAE, \
-    find_stage, stage_choices
+from ..show1_core.precision import COMPUTE_CHOICES, WEIGHT_CHOICES, Precision
+from ..show1_core.stage import StageKind
+from . import comfy
+from .common import MODEL, NO_MODELS, TEXT_ENCODER, VAE, Show1Model, Show1TextEncoders, Show1VAE, find_stage, \
+    stage_choices
+from .declare import Input, Node, Output, combo
+
+CATEGORY = "Show-1/loaders"
+DTYPE_TIP = ("The arithmetic. auto: bf16 or fp16 where ComfyUI deems the GPU fit for it, fp32 on the CPU. fp16 and "
+             "bf16 halve the memory of fp32; bf16 has fewer overflows.")
+WEIGHT_DTYPE_TIP = ("How the weights are stored, as ComfyUI's UNETLoader offers it: default (as computed), fp16, "
+                    "bf16, or fp8_e4m3fn / fp8_e5m2 (a quarter of fp32; each layer casts its weights as it runs). "
+                    "fp8 moves the video a little (see the README for how much).")
+OFFLOAD_TIP = ("Where the model waits between uses, managed by ComfyUI's model manager (which can always evict it "
+               "for other models, or load it in part when the GPU is small). keep: stays on the GPU (fastest). "
+               "stage: back to the CPU after each node. window: back after every window (least VRAM, slowest).")
 
 
 def folder_signature(choice: str, *kinds: StageKind) -> str:
@@ -27,98 +40,116 @@ def folder_signature(choice: str, *kinds: StageKind) -> str:
     return repr(stamps)
 
 
-class Show1ModelLoader(Show1Node):
-    DESCRIPTION = ("Loads one Show-1 stage folder from models/show1 (show-1-base, show-1-interpolation, show-1-sr1, "
+def weight_dtype_input() -> Input:
+    return combo("weight_dtype", WEIGHT_CHOICES, "default", WEIGHT_DTYPE_TIP, optional=True)
+
+
+def load_on_comfy(load, layers: Precision, load_device=None, **kwargs):
+    """Run a show1_core loader with ComfyUI's layers for `layers` (the precision the model will have)
+    and its patcher: (model, patcher)."""
+    adopter = comfy.Adopter(load_device)
+    model = load(ops=comfy.layer_set(layers, load_device or comfy.compute_device()), adopt=adopter, **kwargs)
+    return model, adopter.patcher
+
+
+class Show1ModelLoader(Node):
+    id, display_name, category = "Show1ModelLoader", "Show-1 Model Loader", CATEGORY
+    description = ("Loads one Show-1 stage folder from models/show1 (show-1-base, show-1-interpolation, show-1-sr1, "
                    "show-1-sr2 or IF-II-L-v1.0). The stage is recognised from its configs and shown in brackets.")
-    RETURN_TYPES = (MODEL,)
-    RETURN_NAMES = ("model",)
-    OUTPUT_TOOLTIPS = ("The loaded stage, for the sampler, interpolation or upscale node of that stage.",)
-    DYNAMIC = ("model",)
+    outputs = (Output(MODEL, "model", "The loaded stage, for the sampler, interpolation or upscale node of that "
+                                      "stage."),)
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "model": (stage_choices(), {"tooltip": "A stage folder under models/show1; download the official ones "
-                                                   "with `python -m show1_core download`."}),
-            "dtype": widgets.dtype(),
-            "offload": widgets.OFFLOAD,
-        }}
+    def inputs(cls):
+        return [combo("model", stage_choices, None, "A stage folder under models/show1; download the official ones "
+                      "with `python -m show1_core download`.", dynamic=True),
+                combo("dtype", COMPUTE_CHOICES, "auto", DTYPE_TIP),
+                combo("offload", tuple(o.value for o in Offload), "stage", OFFLOAD_TIP),
+                weight_dtype_input()]
 
     @classmethod
-    def check(cls, values):
+    def validate_across(cls, values):
         if values.get("model") is not None:
             find_stage(values["model"])
 
     @classmethod
-    def IS_CHANGED(cls, model, **_):
+    def fingerprint(cls, model=None, **_):
         return folder_signature(model)
 
-    def execute(self, model, dtype, offload):
+    @classmethod
+    def execute(cls, model, dtype, offload, weight_dtype="default"):
         info = find_stage(model)
-        stage = load_stage(info.folder, comfy.resolve_dtype(dtype), comfy.offload_device())
-        return (Show1Model(stage, Offload(offload), comfy.managed(stage.unet)),)
+        precision = comfy.resolve_precision(dtype, weight_dtype)
+        stage, patcher = load_on_comfy(load_stage, precision, folder=info.folder, precision=precision,
+                                       device=comfy.offload_device())
+        return (Show1Model(stage, Offload(offload), patcher),)
 
 
-class Show1VAELoader(Show1Node):
-    DESCRIPTION = "Loads the VAE of a show-1-sr2 folder: it turns frames into Show-1 latents and back."
-    RETURN_TYPES = (VAE,)
-    RETURN_NAMES = ("vae",)
-    DYNAMIC = ("model",)
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "model": (stage_choices(StageKind.SR2), {"tooltip": "The show-1-sr2 folder (it holds the VAE)."}),
-            "dtype": widgets.dtype("fp32", "fp32 avoids VAE overflow artefacts; fp16/bf16 halve its memory."),
-        }}
+class Show1VAELoader(Node):
+    id, display_name, category = "Show1VAELoader", "Show-1 VAE Loader", CATEGORY
+    description = "Loads the VAE of a show-1-sr2 folder: it turns frames into Show-1 latents and back."
+    outputs = (Output(VAE, "vae", "The show-1-sr2 VAE, for Show1VAEEncode and Show1FrameDecode."),)
 
     @classmethod
-    def check(cls, values):
+    def inputs(cls):
+        return [combo("model", lambda: stage_choices(StageKind.SR2), None, "The show-1-sr2 folder (it holds the VAE).",
+                      dynamic=True),
+                combo("dtype", COMPUTE_CHOICES, "fp32", "fp32 avoids VAE overflow artefacts; fp16/bf16 halve its "
+                                                        "memory."),
+                weight_dtype_input()]
+
+    @classmethod
+    def validate_across(cls, values):
         if values.get("model") is not None:
             find_stage(values["model"], StageKind.SR2)
 
     @classmethod
-    def IS_CHANGED(cls, model, **_):
+    def fingerprint(cls, model=None, **_):
         return folder_signature(model, StageKind.SR2)
 
-    def execute(self, model, dtype):
+    @classmethod
+    def execute(cls, model, dtype, weight_dtype="default"):
         info = find_stage(model, StageKind.SR2)
-        vae = load_vae(info.folder, comfy.resolve_dtype(dtype), comfy.offload_device())
-        return (Show1VAE(vae, comfy.managed(vae)),)
+        precision = comfy.resolve_precision(dtype, weight_dtype)
+        vae, patcher = load_on_comfy(load_vae, precision, folder=info.folder, precision=precision,
+                                     device=comfy.offload_device())
+        return (Show1VAE(vae, patcher),)
 
 
-T5_COST = ("T5-XXL has 4.7 B parameters: about 9.5 GB in fp16/bf16, 19 GB in fp32. gpu: a second per prompt, but "
-           "it needs that much free VRAM while it encodes. cpu: no VRAM, that much RAM instead, and tens of seconds "
-           "per prompt. Save the embeddings with Show1SaveEmbeds to skip T5 next time.")
+T5_COST = ("T5-XXL has 4.8 B parameters: about 9.5 GB in fp16/bf16, 19 GB in fp32, 4.8 GB in fp8. gpu: a second "
+           "per prompt, but it needs that much free VRAM while it encodes (ComfyUI loads it in part when it does not "
+           "fit). cpu: no VRAM, that much RAM instead, and tens of seconds per prompt. Save the embeddings with "
+           "Show1SaveEmbeds to skip T5 next time, or use the t5xxl file ComfyUI already has (Show1TextEncode's t5 "
+           "input).")
+TEXT_DTYPES = {"auto": torch.float16, "fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-class Show1TextEncoderLoader(Show1Node):
-    DESCRIPTION = ("Loads Show-1's text encoders: T5-XXL of show-1-base for the pixel stages and/or CLIP of "
+class Show1TextEncoderLoader(Node):
+    id, display_name, category = "Show1TextEncoderLoader", "Show-1 Text Encoder Loader", CATEGORY
+    description = ("Loads Show-1's text encoders: T5-XXL of show-1-base for the pixel stages and/or CLIP of "
                    "show-1-sr2 for the latent stage. " + T5_COST)
-    RETURN_TYPES = (TEXT_ENCODER,)
-    RETURN_NAMES = ("text_encoder",)
-    DYNAMIC = ("t5_model", "clip_model")
+    outputs = (Output(TEXT_ENCODER, "text_encoder", "T5 and/or CLIP, for Show1TextEncode."),)
 
     @classmethod
-    def INPUT_TYPES(cls):
-        none = ["none"]
-        return {"required": {
-            "t5_model": (none + [c for c in stage_choices(StageKind.BASE) if c != NO_MODELS], {
-                "default": "none", "tooltip": "show-1-base folder whose T5 encodes prompts for the pixel stages."}),
-            "clip_model": (none + [c for c in stage_choices(StageKind.SR2) if c != NO_MODELS], {
-                "default": "none", "tooltip": "show-1-sr2 folder whose CLIP encodes prompts for the latent stage."}),
-            "device": (["gpu", "cpu"], {"default": "gpu", "tooltip": "Where the encoders run. " + T5_COST}),
-            "dtype": widgets.dtype("auto", "auto: bf16 or fp16 on a GPU (T5's overflow-prone layers stay fp32 in "
-                                           "fp16), fp32 on the CPU (fastest there; bf16 halves the RAM but most CPUs "
-                                           "compute it slowly)."),
-            "offload_after_encoding": ("BOOLEAN", {
-                "default": True, "tooltip": "Give the GPU memory back as soon as the prompt is encoded (T5 is only "
-                                            "needed once per prompt). Off: it stays loaded for the next prompt, "
-                                            "until ComfyUI needs the room."}),
-        }}
+    def inputs(cls):
+        def listed(kind):
+            return lambda: ["none"] + [c for c in stage_choices(kind) if c != NO_MODELS]
+
+        return [combo("t5_model", listed(StageKind.BASE), "none", "show-1-base folder whose T5 encodes prompts for "
+                      "the pixel stages.", dynamic=True),
+                combo("clip_model", listed(StageKind.SR2), "none", "show-1-sr2 folder whose CLIP encodes prompts for "
+                      "the latent stage.", dynamic=True),
+                combo("device", ("gpu", "cpu"), "gpu", "Where the encoders run. " + T5_COST),
+                combo("dtype", COMPUTE_CHOICES, "auto", "How the weights are held; the encoders compute in fp32 "
+                      "whatever they are stored in. auto: fp16, the precision of the hub's files (nothing is lost)."),
+                Input("offload_after_encoding", "BOOLEAN", "Give the GPU memory back as soon as the prompt is "
+                      "encoded (T5 is only needed once per prompt). Off: it stays loaded for the next prompt, until "
+                      "ComfyUI needs the room.", True),
+                combo("weight_dtype", WEIGHT_CHOICES, "default", "fp8_e4m3fn / fp8_e5m2 store the weights in a "
+                      "quarter of fp32 (T5-XXL: 4.8 GB); default: as dtype says.", optional=True)]
 
     @classmethod
-    def check(cls, values):
+    def validate_across(cls, values):
         t5, clip = values.get("t5_model"), values.get("clip_model")
         if t5 == "none" and clip == "none":
             raise InputError("t5_model / clip_model: both are 'none'; choose a T5 (show-1-base) and/or a CLIP "
@@ -128,20 +159,27 @@ class Show1TextEncoderLoader(Show1Node):
                 find_stage(choice, kind, argument=argument)
 
     @classmethod
-    def IS_CHANGED(cls, t5_model, clip_model, **_):
+    def fingerprint(cls, t5_model=None, clip_model=None, **_):
         return folder_signature(t5_model, StageKind.BASE) + folder_signature(clip_model, StageKind.SR2)
 
-    def execute(self, t5_model, clip_model, device, dtype, offload_after_encoding=True):
+    @classmethod
+    def execute(cls, t5_model, clip_model, device, dtype, offload_after_encoding=True, weight_dtype="default"):
         gpu = device == "gpu"
         target = comfy.compute_device() if gpu else torch.device("cpu")
-        precision = comfy.resolve_dtype(dtype, target)
+        storage = comfy.resolve_precision("fp32", weight_dtype).weights or TEXT_DTYPES[dtype]
+        precision = Precision(torch.float32, storage)
+        patchers = []
 
         def load(choice, kind, argument):
             if choice == "none":
                 return None
-            return load_text_encoder(find_stage(choice, kind, argument=argument).folder, precision,
-                                     comfy.offload_device() if gpu else target)
+            folder = find_stage(choice, kind, argument=argument).folder
+            if not gpu:
+                return load_text_encoder(folder, storage, target)
+            encoder, patcher = load_on_comfy(load_text_encoder, precision, load_device=target, folder=folder,
+                                             weights=storage, device=comfy.offload_device())
+            patchers.append(patcher)
+            return encoder
 
         t5, clip = load(t5_model, StageKind.BASE, "t5_model"), load(clip_model, StageKind.SR2, "clip_model")
-        patchers = [comfy.managed(e.model, target) for e in (t5, clip) if e is not None] if gpu else []
         return (Show1TextEncoders(t5, clip, patchers, Offload.STAGE if offload_after_encoding else Offload.KEEP),)

@@ -3,132 +3,176 @@
 from __future__ import annotations
 
 from ..show1_core import rules
-from ..show1_core.frames import fit
-from ..show1_core.stages import generate_keyframes, interpolate_keyframes, super_resolve_pixels
-from . import widgets
-from .common import COND, MODEL, Show1Node, image_to_video, stage_hooks, video_to_image
+from ..show1_core.budget import unet_call_bytes
+from ..show1_core.errors import InputError
+from ..show1_core.frames import RESIZE_MODES, fit
+from ..show1_core.settings import IFIISettings, InterpolationSettings, KeyframeSettings, SR1Settings
+from ..show1_core.stage import StageKind
+from ..show1_core.stages import IFIIUpscale, generate_keyframes, interpolate_keyframes, super_resolve_pixels
+from ..show1_core.text import TextConditioning
+from . import comfy
+from .common import COND, MODEL, Show1Model, image_to_video, run_context, video_to_image
+from .declare import Node, Output, combo, number, require_input, setting, socket
+from .readout import both, size_problems
 
-SIZE_TIP = "the published model works at {}; multiples of " + str(rules.PUBLISHED_SIZE_MULTIPLE)
+CATEGORY = "Show-1/pixel"
+RESIZE_TIP = ("How keyframes of another size or aspect ratio are fitted: crop (keep aspect, cut edges), pad (keep "
+              "all, black borders), stretch (keep all, distort).")
 
 
-class Show1KeyframeSampler(Show1Node):
-    DESCRIPTION = ("Show-1 keyframes: the pixel model (show-1-base) draws a few sharp low-resolution frames from "
+def fps_input(default: float):
+    return number("fps", rules.FPS, default, "Frame rate reported on the fps output (for CreateVideo).")
+
+
+def model_input(what: str):
+    return socket("model", MODEL, f"{what} from Show1ModelLoader.")
+
+
+def cond_input():
+    return socket("cond", COND, "Prompt embeddings (needs T5) from Show1TextEncode or Show1LoadEmbeds.")
+
+
+def checked(model, cond):
+    require_input(model, Show1Model, "model", "a Show-1 stage from Show1ModelLoader")
+    require_input(cond, TextConditioning, "cond", "prompt embeddings from Show1TextEncode or Show1LoadEmbeds")
+
+
+class Show1KeyframeSampler(Node):
+    id, display_name, category = "Show1KeyframeSampler", "Show-1 Keyframe Sampler", CATEGORY
+    description = ("Show-1 keyframes: the pixel model (show-1-base) draws a few sharp low-resolution frames from "
                    "the prompt. Published: 8 frames of 64x40, 75 steps, guidance 9, shown at 2 fps.")
-    RETURN_TYPES = ("IMAGE", "FLOAT")
-    RETURN_NAMES = ("keyframes", "fps")
-    OUTPUT_TOOLTIPS = ("Keyframes as an IMAGE batch (one image per frame).", "Frame rate of the keyframes.")
-    RANGES = {"num_frames": rules.NUM_KEYFRAMES, "width": rules.KEYFRAME_SIZE, "height": rules.KEYFRAME_SIZE,
-              "steps": rules.STEPS, "guidance": rules.GUIDANCE, "seed": rules.SEED, "fps": rules.FPS}
+    outputs = (Output("IMAGE", "keyframes", "Keyframes as an IMAGE batch (one image per frame)."),
+               Output("FLOAT", "fps", "Frame rate of the keyframes."))
+    readout = True
 
     @classmethod
-    def INPUT_TYPES(cls):
-        height, width = rules.PUBLISHED_SIZE["keyframes"]
-        return {"required": {
-            "model": (MODEL, {"tooltip": "show-1-base from Show1ModelLoader."}),
-            "cond": (COND, {"tooltip": "Prompt embeddings (needs T5) from Show1TextEncode or Show1LoadEmbeds."}),
-            "num_frames": widgets.integer(rules.NUM_KEYFRAMES, "Number of keyframes (published 8)."),
-            "width": widgets.size(rules.KEYFRAME_SIZE, width, "Frame width; " + SIZE_TIP.format(f"{width}x{height}")),
-            "height": widgets.size(rules.KEYFRAME_SIZE, height, "Frame height; " + SIZE_TIP.format(f"{width}x{height}")),
-            "steps": widgets.steps(rules.KEYFRAMES.steps),
-            "guidance": widgets.guidance(rules.KEYFRAMES.guidance),
-            "seed": widgets.seed(),
-            "fps": widgets.fps(rules.KEYFRAMES.fps),
-        }}
+    def inputs(cls):
+        return [model_input("show-1-base"), cond_input(),
+                *(setting(KeyframeSettings, name) for name in ("num_frames", "width", "height", "steps", "guidance",
+                                                                "seed")),
+                fps_input(rules.KEYFRAME_FPS)]
 
-    def execute(self, model, cond, num_frames, width, height, steps, guidance, seed, fps):
-        embeds = cond.require("t5", "the keyframe sampler")
-        video = generate_keyframes(model.stage, embeds, num_frames, height, width, steps, guidance, seed,
-                                   **stage_hooks(model))
-        return (video_to_image(video), fps)
+    @classmethod
+    def frames_out(cls, view):
+        return view.value("num_frames")
+
+    @classmethod
+    def size_out(cls, view):
+        return both(view.value("width"), view.value("height"), lambda w, h: (w, h))
+
+    @classmethod
+    def graph_problems(cls, view):
+        return size_problems(view)
+
+    @classmethod
+    def execute(cls, model, cond, num_frames, width, height, steps, guidance, seed, fps):
+        checked(model, cond)
+        settings = KeyframeSettings(num_frames, height, width, steps, guidance, seed)
+        memory = {id(model.stage.unet): unet_call_bytes(model.stage.unet, num_frames, height, width, videos=2)}
+        video = generate_keyframes(model.stage, cond.require("t5", "the keyframe sampler"), settings,
+                                   run_context(model, memory=memory))
+        return video_to_image(video), fps
 
 
-class Show1PixelInterpolate(Show1Node):
-    DESCRIPTION = ("Show-1 pixel interpolation (show-1-interpolation): puts 3 new frames between every two "
+class Show1PixelInterpolate(Node):
+    id, display_name, category = "Show1PixelInterpolate", "Show-1 Pixel Interpolate", CATEGORY
+    description = ("Show-1 pixel interpolation (show-1-interpolation): puts 3 new frames between every two "
                    "keyframes, K -> 4K-3 frames. Keyframes can come from any image model or from photos; they are "
                    "fitted to width x height first.")
-    RETURN_TYPES = ("IMAGE", "FLOAT")
-    RETURN_NAMES = ("frames", "fps")
-    RANGES = {"width": rules.KEYFRAME_SIZE, "height": rules.KEYFRAME_SIZE, "steps": rules.STEPS,
-              "guidance": rules.GUIDANCE, "seed": rules.SEED, "fps": rules.FPS, "max_windows": rules.MAX_WINDOWS}
+    outputs = (Output("IMAGE", "frames", "The interpolated frames."), Output("FLOAT", "fps", "Their frame rate."))
+    readout = True
 
     @classmethod
-    def INPUT_TYPES(cls):
-        height, width = rules.PUBLISHED_SIZE["keyframes"]
-        return {"required": {
-            "model": (MODEL, {"tooltip": "show-1-interpolation from Show1ModelLoader."}),
-            "cond": (COND, {"tooltip": "Prompt embeddings (needs T5)."}),
-            "keyframes": ("IMAGE", {"tooltip": "Two or more keyframes as an IMAGE batch, in time order."}),
-            "width": widgets.size(rules.KEYFRAME_SIZE, width, "Working width; " + SIZE_TIP.format(f"{width}x{height}")),
-            "height": widgets.size(rules.KEYFRAME_SIZE, height, "Working height."),
-            "resize": widgets.resize("How keyframes of another size or aspect ratio are fitted: crop (keep aspect, "
-                                     "cut edges), pad (keep all, black borders), stretch (keep all, distort)."),
-            "steps": widgets.steps(rules.INTERPOLATION.steps),
-            "guidance": widgets.guidance(rules.INTERPOLATION.guidance),
-            "seed": widgets.seed(),
-            "fps": widgets.fps(rules.INTERPOLATION.fps),
-            "max_windows": widgets.integer(rules.MAX_WINDOWS, "Windows (pairs of keyframes) denoised together, at "
-                                           "most: more is faster on a GPU, fewer saves memory. The video does not "
-                                           "change."),
-        }}
+    def inputs(cls):
+        return [model_input("show-1-interpolation"), cond_input(),
+                socket("keyframes", "IMAGE", "Two or more keyframes as an IMAGE batch, in time order."),
+                setting(KeyframeSettings, "width", tooltip="Working width; the published model works at 64x40."),
+                setting(KeyframeSettings, "height", tooltip="Working height."),
+                combo("resize", RESIZE_MODES, "crop", RESIZE_TIP),
+                *(setting(InterpolationSettings, name) for name in ("steps", "guidance", "seed")),
+                fps_input(rules.INTERPOLATED_FPS),
+                setting(InterpolationSettings, "max_windows", default=8)]
 
-    def execute(self, model, cond, keyframes, width, height, resize, steps, guidance, seed, fps, max_windows):
+    @classmethod
+    def frames_out(cls, view):
+        k = view.frames_of("keyframes")
+        return None if k is None else rules.interpolated_frames(k, rules.PIXEL_NEW_PER_GAP)
+
+    size_out = Show1KeyframeSampler.size_out
+
+    @classmethod
+    def graph_problems(cls, view):
+        k = view.frames_of("keyframes")
+        few = [f"keyframes: {k} keyframe(s); interpolation needs at least {rules.MIN_KEYFRAMES}"] \
+            if k is not None and k < rules.MIN_KEYFRAMES else []
+        return few + size_problems(view)
+
+    @classmethod
+    def execute(cls, model, cond, keyframes, width, height, resize, steps, guidance, seed, fps, max_windows):
+        checked(model, cond)
         video = image_to_video(keyframes, "keyframes")
-        rules.check_keyframe_count("keyframes", video.shape[2])
+        rules.validate_keyframe_count("keyframes", video.shape[2])
+        windows = min(video.shape[2] - 1, max_windows)
+        memory = {id(model.stage.unet): unet_call_bytes(model.stage.unet, rules.INTERPOLATION_WINDOW, height, width,
+                                                        videos=2 * windows)}
         out = interpolate_keyframes(model.stage, cond.require("t5", "pixel interpolation"),
-                                    fit(video, height, width, resize), steps, guidance, seed, max_windows=max_windows,
-                                    **stage_hooks(model))
-        return (video_to_image(out), fps)
+                                    fit(video, height, width, resize),
+                                    InterpolationSettings(steps, guidance, seed, max_windows),
+                                    run_context(model, memory=memory))
+        return video_to_image(out), fps
 
 
-class Show1PixelUpscale(Show1Node):
-    DESCRIPTION = ("Show-1 pixel super-resolution (show-1-sr1), x4 over windows of 8 frames. The first frame is "
+class Show1PixelUpscale(Node):
+    id, display_name, category = "Show1PixelUpscale", "Show-1 Pixel Upscale (sr1)", CATEGORY
+    description = ("Show-1 pixel super-resolution (show-1-sr1), x4 over windows of 8 frames. The first frame is "
                    "conditioned on DeepFloyd IF-II's upscale when the IF-II model is connected, else on the "
                    "first_frame image, else on a plain bilinear upscale (softer video).")
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("frames",)
-    RANGES = {"scale": rules.SR1_SCALE, "steps": rules.STEPS, "guidance": rules.GUIDANCE,
-              "noise_level": rules.NOISE_LEVEL, "seed": rules.SEED, "if_ii_steps": rules.STEPS,
-              "if_ii_guidance": rules.GUIDANCE, "if_ii_noise_level": rules.NOISE_LEVEL}
+    outputs = (Output("IMAGE", "frames", "The super-resolved frames."),)
+    readout = True
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "model": (MODEL, {"tooltip": "show-1-sr1 from Show1ModelLoader."}),
-                "cond": (COND, {"tooltip": "Prompt embeddings (needs T5)."}),
-                "frames": ("IMAGE", {"tooltip": "Low-resolution frames (e.g. from Show1PixelInterpolate)."}),
-                "scale": widgets.integer(rules.SR1_SCALE, "Output size = input size x scale (published 4: 64x40 -> "
-                                         "256x160)."),
-                "steps": widgets.steps(rules.SR1.steps),
-                "guidance": widgets.guidance(rules.SR1.guidance),
-                "noise_level": widgets.noise_level(rules.SR1.noise_level, "Noise added to the upscaled condition "
-                                                   f"(published {rules.SR1.noise_level}): higher lets the model "
-                                                   "invent more."),
-                "seed": widgets.seed(),
-            },
-            "optional": {
-                "if_ii": (MODEL, {"tooltip": "IF-II-L-v1.0 (gated on the hub) upscales frame 0 for the sharpest "
-                                             "start. Without it, a bilinear upscale is used: the video is softer."}),
-                "first_frame": ("IMAGE", {"tooltip": "Your own sharp first frame at the output size (overrides "
-                                                     "IF-II), e.g. from any image upscaler."}),
-                "if_ii_steps": widgets.steps(rules.IF_II.steps, "IF-II steps"),
-                "if_ii_guidance": widgets.guidance(rules.IF_II.guidance, "IF-II guidance"),
-                "if_ii_noise_level": widgets.noise_level(rules.IF_II.noise_level,
-                                                         f"IF-II noise level (published {rules.IF_II.noise_level})."),
-            },
-        }
+    def inputs(cls):
+        return [model_input("show-1-sr1"), cond_input(),
+                socket("frames", "IMAGE", "Low-resolution frames (e.g. from Show1PixelInterpolate)."),
+                *(setting(SR1Settings, name) for name in ("scale", "steps", "guidance", "noise_level", "seed")),
+                socket("if_ii", MODEL, "IF-II-L-v1.0 (gated on the hub) upscales frame 0 for the sharpest start. "
+                       "Without it, a bilinear upscale is used: the video is softer.", optional=True),
+                socket("first_frame", "IMAGE", "Your own sharp first frame at the output size (overrides IF-II), e.g. "
+                       "from any image upscaler.", optional=True),
+                *(setting(IFIISettings, name, f"if_ii_{name}", optional=True) for name in ("steps", "guidance",
+                                                                                          "noise_level"))]
 
-    def execute(self, model, cond, frames, scale, steps, guidance, noise_level, seed, if_ii=None, first_frame=None,
-                if_ii_steps=rules.IF_II.steps, if_ii_guidance=rules.IF_II.guidance,
-                if_ii_noise_level=rules.IF_II.noise_level):
+    @classmethod
+    def size_out(cls, view):
+        return both(view.size_of("frames"), view.value("scale"), lambda size, s: (size[0] * s, size[1] * s))
+
+    @classmethod
+    def execute(cls, model, cond, frames, scale, steps, guidance, noise_level, seed, if_ii=None, first_frame=None,
+                if_ii_steps=IFIISettings.steps, if_ii_guidance=IFIISettings.guidance,
+                if_ii_noise_level=IFIISettings.noise_level):
+        checked(model, cond)
         video = image_to_video(frames, "frames")
         height, width = video.shape[-2] * scale, video.shape[-1] * scale
+        ctx_models = [model]
         first = None
         if first_frame is not None:
-            first = fit(image_to_video(first_frame[:1], "first_frame"), height, width, "stretch")[:, :, 0]
-        out = super_resolve_pixels(
-            model.stage, cond.require("t5", "pixel super-resolution"), video, height, width, steps, guidance,
-            noise_level, seed, first_frame=first, if_ii=if_ii.stage if if_ii is not None else None,
-            if_ii_steps=if_ii_steps, if_ii_guidance=if_ii_guidance, if_ii_noise_level=if_ii_noise_level,
-            **stage_hooks(model, if_ii))
+            image = image_to_video(first_frame[:1], "first_frame")
+            if image.shape[-2] * width != image.shape[-1] * height:
+                comfy.warn(f"first_frame: {image.shape[-1]}x{image.shape[-2]} is stretched to {width}x{height} (another "
+                     "aspect ratio); give a first frame of the output's aspect to avoid it")
+            first = fit(image, height, width, "stretch")[:, :, 0]
+        elif if_ii is not None:
+            require_input(if_ii, Show1Model, "if_ii", "IF-II-L-v1.0 from Show1ModelLoader")
+            if if_ii.kind is not StageKind.IF_II:
+                raise InputError(f"if_ii: got {if_ii.stage.label}, but this input takes IF-II-L-v1.0; load that stage "
+                                 "folder")
+            first = IFIIUpscale(if_ii.stage, IFIISettings(if_ii_steps, if_ii_guidance, if_ii_noise_level, seed))
+            ctx_models.append(if_ii)
+        window = min(video.shape[2], SR1Settings.window)
+        memory = {id(model.stage.unet): unet_call_bytes(model.stage.unet, window, height, width, videos=2)}
+        if isinstance(first, IFIIUpscale):
+            memory[id(if_ii.stage.unet)] = unet_call_bytes(if_ii.stage.unet, 1, height, width, videos=2)
+        out = super_resolve_pixels(model.stage, cond.require("t5", "pixel super-resolution"), video,
+                                   SR1Settings(scale, steps, guidance, noise_level, seed),
+                                   run_context(*ctx_models, memory=memory), first)
         return (video_to_image(out),)

@@ -1,16 +1,16 @@
 """The pack's HTTP routes, registered on ComfyUI's server:
 
-* GET  /show1/rules    the input rules of `show1_core.rules` (ranges, defaults, multiples);
-* POST /show1/readout  {"prompt": API-format graph} -> the readout of every Show-1 node in it;
-* GET  /show1/models   the Show-1 models ComfyUI's model manager holds, and this process's resident
-                       memory (after handing freed heap back to the system).
+* GET  /show1/readout_nodes  the nodes that show a readout (from their declarations), for the web
+                             extension;
+* POST /show1/readout        {"prompt": API-format graph} -> the readout of every such node in it;
+* GET  /show1/models         the Show-1 models ComfyUI's model manager holds, and this process's
+                             resident memory (after handing freed heap back to the system).
 """
 
 from __future__ import annotations
 
 import logging
 
-from ..show1_core import rules
 from . import comfy
 from .readout import readouts
 
@@ -25,7 +25,11 @@ def resident_mib() -> float | None:
         return None
 
 
-def register(classes: dict) -> None:
+def readout_nodes(declarations: dict) -> list[str]:
+    return sorted(name for name, node in declarations.items() if node.readout)
+
+
+def register(declarations: dict) -> None:
     if not comfy.IN_COMFYUI:
         return
     try:
@@ -37,15 +41,15 @@ def register(classes: dict) -> None:
         return
     routes = PromptServer.instance.routes
 
-    @routes.get("/show1/rules")
-    async def get_rules(request):
-        return web.json_response(rules.as_json())
+    @routes.get("/show1/readout_nodes")
+    async def get_readout_nodes(request):
+        return web.json_response(readout_nodes(declarations))
 
     @routes.post("/show1/readout")
     async def post_readout(request):
         try:
             body = await request.json()
-            return web.json_response(readouts(body.get("prompt") or {}, classes))
+            return web.json_response(readouts(body.get("prompt") or {}, declarations))
         except Exception as e:  # a half-edited graph must never break the editor
             log.debug("Show-1 readout failed: %s", e)
             return web.json_response({"error": str(e)}, status=400)

@@ -1,15 +1,22 @@
-"""Prompt nodes: encode, and save / load embeddings so T5 runs once per prompt."""
+"""Prompt nodes: encode (with the pack's T5 or ComfyUI's own t5xxl), and save / load embeddings so
+T5 runs once per prompt."""
 
 from __future__ import annotations
 
 from ..show1_core.errors import InputError
-from ..show1_core.text import encode_conditioning, load_conditioning, save_conditioning
+from ..show1_core.text import TextEncoder, encode_conditioning, load_conditioning, save_conditioning
 from . import comfy
-from .common import COND, TEXT_ENCODER, Show1Node, file_in
+from .common import COND, TEXT_ENCODER, Show1TextEncoders, file_in
+from .declare import Input, Node, Output, Result, combo, require_input, socket
 
+CATEGORY = "Show-1/text"
 EMBEDS_DIR = "show1_embeds"
 SUFFIX = ".safetensors"
 NONE_SAVED = "(none saved yet)"
+COMFY_T5_TIP = ("ComfyUI's own T5-XXL instead of show-1-base's: connect the CLIP that CLIPLoader (type pixart) makes "
+                "from t5xxl_fp16.safetensors or t5xxl_fp8_e4m3fn.safetensors in models/text_encoders (the files Flux, "
+                "SD3 and PixArt use), or a DualCLIPLoader's Flux / SD3 pair. It is DeepFloyd's T5 v1.1 XXL, encoded "
+                "exactly as Show-1 encodes (77 tokens, padded, with the attention mask).")
 
 
 def embeds_dir():
@@ -22,68 +29,86 @@ def saved_embeds() -> list[str]:
     return files or [NONE_SAVED]
 
 
-class Show1TextEncode(Show1Node):
-    DESCRIPTION = ("Encodes a prompt for the Show-1 stages: T5 embeddings for the pixel stages, CLIP embeddings for "
-                   "the latent stage (whichever encoders are loaded).")
-    RETURN_TYPES = (COND,)
-    RETURN_NAMES = ("cond",)
+def comfy_t5_encoder(clip, placement: comfy.ComfyPlacement) -> TextEncoder:
+    """ComfyUI's T5-XXL as a Show-1 text encoder, placed by the CLIP's own patcher."""
+    found = comfy.comfy_t5(clip)
+    if found is None:
+        raise InputError(f"t5: this CLIP ({type(getattr(clip, 'cond_stage_model', clip)).__name__}) holds no T5-XXL; "
+                         "load a t5xxl file with CLIPLoader, type pixart")
+    tokenizer, transformer, patcher = found
+    model = comfy.ComfyT5(transformer, patcher)
+    placement.add(model, patcher)
+    return TextEncoder("t5", tokenizer, model)
+
+
+class Show1TextEncode(Node):
+    id, display_name, category = "Show1TextEncode", "Show-1 Text Encode", CATEGORY
+    description = ("Encodes a prompt for the Show-1 stages: T5 embeddings for the pixel stages, CLIP embeddings for "
+                   "the latent stage (whichever encoders are connected).")
+    outputs = (Output(COND, "cond", "Prompt embeddings for the Show-1 stages."),)
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "text_encoder": (TEXT_ENCODER, {"tooltip": "From Show1TextEncoderLoader."}),
-            "prompt": ("STRING", {"multiline": True, "default": "A burning lamborghini driving on rainbow.",
-                                  "tooltip": "What the video shows."}),
-            "negative_prompt": ("STRING", {"multiline": True, "default": "low resolution, blur",
-                                           "tooltip": "What to avoid, for the latent stage (CLIP), as published."}),
-            "pixel_negative_prompt": ("STRING", {"multiline": True, "default": "",
-                                                 "tooltip": "What to avoid in the pixel stages (T5); the published "
-                                                            "cascade leaves it empty."}),
-            "clean_caption": ("BOOLEAN", {"default": False, "tooltip": "DeepFloyd IF's caption cleaning before T5 "
-                                                                      "(off in the published cascade)."}),
-        }}
-
-    def execute(self, text_encoder, prompt, negative_prompt, pixel_negative_prompt, clean_caption):
-        placement = comfy.ComfyPlacement(text_encoder.offload, text_encoder.patchers)
-        return (encode_conditioning(text_encoder.t5, text_encoder.clip, prompt, negative_prompt,
-                                    pixel_negative_prompt, clean_caption, placement),)
-
-
-class Show1SaveEmbeds(Show1Node):
-    DESCRIPTION = f"Saves prompt embeddings to output/{EMBEDS_DIR} so Show1LoadEmbeds can reuse them without T5."
-    RETURN_TYPES = ()
-    OUTPUT_NODE = True
+    def inputs(cls):
+        return [socket("text_encoder", TEXT_ENCODER, "From Show1TextEncoderLoader: T5 (show-1-base) and/or CLIP "
+                       "(show-1-sr2, needed by the latent stage).", optional=True),
+                Input("prompt", "STRING", "What the video shows.", "A burning lamborghini driving on rainbow.",
+                      multiline=True),
+                Input("negative_prompt", "STRING", "What to avoid, for the latent stage (CLIP), as published.",
+                      "low resolution, blur", multiline=True),
+                Input("pixel_negative_prompt", "STRING", "What to avoid in the pixel stages (T5); the published "
+                      "cascade leaves it empty.", "", multiline=True),
+                Input("clean_caption", "BOOLEAN", "DeepFloyd IF's caption cleaning before T5 (off in the published "
+                      "cascade).", False),
+                socket("t5", "CLIP", COMFY_T5_TIP, optional=True)]
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "cond": (COND, {"tooltip": "Embeddings from Show1TextEncode."}),
-            "name": ("STRING", {"default": "show1_prompt", "tooltip": "File name (letters, digits, '-', '_', '.'), "
-                                                                      f"saved as <name>{SUFFIX} in output/{EMBEDS_DIR}."}),
-        }}
+    def execute(cls, prompt, negative_prompt, pixel_negative_prompt, clean_caption, text_encoder=None, t5=None):
+        if text_encoder is None and t5 is None:
+            raise InputError("text_encoder / t5: neither is connected; connect Show1TextEncoderLoader and/or a T5-XXL "
+                             "CLIP from CLIPLoader (type pixart)")
+        if text_encoder is not None:
+            require_input(text_encoder, Show1TextEncoders, "text_encoder", "Show1TextEncoderLoader's text encoder")
+        encoders = text_encoder or Show1TextEncoders(None, None)
+        placement = comfy.ComfyPlacement(encoders.offload, encoders.patchers)
+        t5_encoder = comfy_t5_encoder(t5, placement) if t5 is not None else encoders.t5
+        ctx = comfy.run_context_for(placement)
+        return (encode_conditioning(t5_encoder, encoders.clip, prompt, negative_prompt, pixel_negative_prompt,
+                                    clean_caption, ctx),)
+
+
+class Show1SaveEmbeds(Node):
+    id, display_name, category = "Show1SaveEmbeds", "Show-1 Save Embeds", CATEGORY
+    description = f"Saves prompt embeddings to output/{EMBEDS_DIR} so Show1LoadEmbeds can reuse them without T5."
+    output_node = True
 
     @classmethod
-    def check(cls, values):
+    def inputs(cls):
+        return [socket("cond", COND, "Embeddings from Show1TextEncode."),
+                Input("name", "STRING", "File name (letters, digits, '-', '_', '.'), saved as "
+                      f"<name>{SUFFIX} in output/{EMBEDS_DIR}.", "show1_prompt")]
+
+    @classmethod
+    def validate_across(cls, values):
         if values.get("name") is not None:
             file_in(embeds_dir(), f"{values['name']}{SUFFIX}", "name", SUFFIX)
 
-    def execute(self, cond, name):
+    @classmethod
+    def execute(cls, cond, name):
         path = save_conditioning(cond, file_in(embeds_dir(), f"{name}{SUFFIX}", "name", SUFFIX))
-        return {"ui": {"text": [f"saved {path.name}"]}, "result": ()}
+        return Result((), {"text": [f"saved {path.name}"]})
 
 
-class Show1LoadEmbeds(Show1Node):
-    DESCRIPTION = f"Loads prompt embeddings saved by Show1SaveEmbeds (output/{EMBEDS_DIR}); no text encoder needed."
-    RETURN_TYPES = (COND,)
-    RETURN_NAMES = ("cond",)
-    DYNAMIC = ("name",)
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"name": (saved_embeds(), {"tooltip": f"A file in output/{EMBEDS_DIR}."})}}
+class Show1LoadEmbeds(Node):
+    id, display_name, category = "Show1LoadEmbeds", "Show-1 Load Embeds", CATEGORY
+    description = f"Loads prompt embeddings saved by Show1SaveEmbeds (output/{EMBEDS_DIR}); no text encoder needed."
+    outputs = (Output(COND, "cond", "The saved prompt embeddings."),)
 
     @classmethod
-    def check(cls, values):
+    def inputs(cls):
+        return [combo("name", saved_embeds, None, f"A file in output/{EMBEDS_DIR}.", dynamic=True)]
+
+    @classmethod
+    def validate_across(cls, values):
         name = values.get("name")
         if name == NONE_SAVED:
             raise InputError(f"name: no embeddings are saved in {embeds_dir()} yet; save some with Show1SaveEmbeds")
@@ -91,14 +116,15 @@ class Show1LoadEmbeds(Show1Node):
             file_in(embeds_dir(), name, "name", SUFFIX)
 
     @classmethod
-    def IS_CHANGED(cls, name):
+    def fingerprint(cls, name=None, **_):
         try:
             path = file_in(embeds_dir(), name, "name", SUFFIX)
         except InputError:
             return str(name)
         return path.stat().st_mtime_ns if path.is_file() else name
 
-    def execute(self, name):
+    @classmethod
+    def execute(cls, name):
         path = file_in(embeds_dir(), name, "name", SUFFIX)
         if not path.is_file():
             raise InputError(f"name: {path} does not exist; save embeddings with Show1SaveEmbeds first")

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from .loading import STAGE_FOLDERS, StageKind
-from .models.unet3d import Show1UNet3D, UNet3DConfig
+from .models.unet import Show1UNet, UNetConfig
+from .stage import StageKind
 
 DIFFUSERS_VERSION = "0.19.3"
 T5_WIDTH = 32
@@ -162,8 +162,8 @@ def _quiet_output(model: torch.nn.Module, conv_out: str = "conv_out") -> torch.n
     return model
 
 
-def _random_unet(config: dict) -> Show1UNet3D:
-    model = Show1UNet3D(UNet3DConfig.from_dict(config))
+def _random_unet(config: dict) -> Show1UNet:
+    model = Show1UNet(UNetConfig.from_dict(config))
     with torch.no_grad():
         for module in model.modules():
             if hasattr(module, "positional_embedding"):
@@ -315,7 +315,7 @@ def write_demo_models(root: str | Path, seed: int = 0, stages=tuple(WRITERS)) ->
     root = Path(root)
     folders = {}
     for i, kind in enumerate(stages):
-        folder = root / STAGE_FOLDERS[kind]
+        folder = root / kind.folder
         torch.manual_seed(seed * 1000 + i)
         WRITERS[kind](folder)
         (folder / DEMO_MARKER).write_text(f"format {DEMO_FORMAT}\nRandom weights written by show1_core.demo: the "

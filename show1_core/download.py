@@ -13,7 +13,7 @@ import socket
 from pathlib import Path, PurePosixPath
 
 from .errors import Show1Error
-from .loading import STAGE_FOLDERS, STAGE_REPOS, StageKind
+from .stage import STAGE_REPOS, StageKind
 from .weights import choose_files, component_library, is_weight_file
 
 HUB_HOST = "huggingface.co"
@@ -66,7 +66,7 @@ def download_stages(dest: str | Path, stages: list[str], token: str | None = Non
         api = HfApi()
     folders = []
     for kind in kinds:
-        repo, folder = STAGE_REPOS[kind], dest / STAGE_FOLDERS[kind]
+        repo, folder = STAGE_REPOS[kind], dest / kind.folder
         try:
             files = select_files(kind, api.list_repo_files(repo, token=token), variant)
             if kind is StageKind.IF_II:

@@ -19,7 +19,11 @@ class InputError(Show1Error, ValueError):
     """An argument a stage cannot take; the message names the argument, its value and the fix."""
 
 
-def check(condition: bool, message: str) -> None:
+class DoesNotFit(Show1Error):
+    """A run that cannot fit the device's memory; the message gives the figures and the levers."""
+
+
+def require(condition: bool, message: str) -> None:
     """Raise InputError(message) unless condition holds."""
     if not condition:
         raise InputError(message)

@@ -10,29 +10,29 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 
-from .errors import check
+from .errors import require
 
 RESIZE_MODES = ("crop", "pad", "stretch")
 
 
 def video_to_images(video: torch.Tensor) -> torch.Tensor:
     """(B, 3, F, H, W) in [-1, 1] -> (B*F, H, W, 3) in [0, 1], clamped."""
-    b, c, f, h, w = video.shape
-    return (video.float() * 0.5 + 0.5).clamp(0, 1).permute(0, 2, 3, 4, 1).reshape(b * f, h, w, c).contiguous()
+    return rearrange((video.float() * 0.5 + 0.5).clamp(0, 1), "b c f h w -> (b f) h w c").contiguous()
 
 
 def images_to_video(images: torch.Tensor) -> torch.Tensor:
     """(F, H, W, 3) in [0, 1] -> (1, 3, F, H, W) in [-1, 1]."""
-    check(images.dim() == 4 and images.shape[-1] in (3, 4),
+    require(images.dim() == 4 and images.shape[-1] in (3, 4),
           f"images: expected (frames, H, W, 3) in [0, 1], got {tuple(images.shape)}")
-    return (images[..., :3].float() * 2 - 1).permute(3, 0, 1, 2).unsqueeze(0).contiguous()
+    return rearrange(images[..., :3].float() * 2 - 1, "f h w c -> 1 c f h w").contiguous()
 
 
 def to_uint8(video: torch.Tensor) -> np.ndarray:
     """Published `tensor2vid` for one video: x*0.5+0.5, clamp, *255, truncating cast -> (F, H, W, 3)."""
-    check(video.shape[0] == 1, f"video: the uint8 hand-off takes one video at a time, got a batch of {video.shape[0]}")
-    frames = (video[0].float() * 0.5 + 0.5).clamp(0, 1).permute(1, 2, 3, 0)
+    require(video.shape[0] == 1, f"video: the uint8 hand-off takes one video at a time, got a batch of {video.shape[0]}")
+    frames = rearrange((video[0].float() * 0.5 + 0.5).clamp(0, 1), "c f h w -> f h w c")
     return (frames.cpu().numpy() * 255).astype(np.uint8)
 
 
@@ -47,7 +47,7 @@ def resize_uint8(frames: np.ndarray, height: int, width: int) -> np.ndarray:
 def uint8_to_video(frames: np.ndarray) -> torch.Tensor:
     """(F, H, W, 3) uint8 -> (1, 3, F, H, W) in [-1, 1], as the sr2 pipeline reads PIL frames."""
     x = torch.from_numpy(frames.astype(np.float32) / 255.0)
-    return (x.permute(3, 0, 1, 2).unsqueeze(0) * 2.0 - 1.0).contiguous()
+    return rearrange(x * 2.0 - 1.0, "f h w c -> 1 c f h w").contiguous()
 
 
 def fit(video: torch.Tensor, height: int, width: int, mode: str = "crop") -> torch.Tensor:
@@ -57,11 +57,11 @@ def fit(video: torch.Tensor, height: int, width: int, mode: str = "crop") -> tor
     pad: scale to fit, then pad with black (keeps everything, adds borders);
     stretch: scale each axis independently (keeps everything, distorts).
     """
-    check(mode in RESIZE_MODES, f"resize: {mode!r} is not one of {', '.join(RESIZE_MODES)}")
+    require(mode in RESIZE_MODES, f"resize: {mode!r} is not one of {', '.join(RESIZE_MODES)}")
     b, c, f, h, w = video.shape
     if (h, w) == (height, width):
         return video
-    frames = video.transpose(1, 2).reshape(b * f, c, h, w).float()
+    frames = rearrange(video.float(), "b c f h w -> (b f) c h w")
     if mode == "stretch":
         out = F.interpolate(frames, (height, width), mode="bicubic", align_corners=False, antialias=True)
     else:
@@ -75,4 +75,4 @@ def fit(video: torch.Tensor, height: int, width: int, mode: str = "crop") -> tor
             out = torch.full((b * f, c, height, width), -1.0)
             top, left = (height - sh) // 2, (width - sw) // 2
             out[:, :, top:top + sh, left:left + sw] = scaled
-    return out.clamp(-1, 1).reshape(b, f, c, height, width).transpose(1, 2).contiguous()
+    return rearrange(out.clamp(-1, 1), "(b f) c h w -> b c f h w", b=b).contiguous()

@@ -22,6 +22,8 @@ from typing import ContextManager, Iterator, Protocol
 
 import torch
 
+from .errors import InputError
+
 
 class Offload(str, Enum):
     KEEP = "keep"
@@ -53,12 +55,6 @@ def module_device(module: torch.nn.Module) -> torch.device:
     for p in module.parameters():
         return p.device
     return torch.device("cpu")
-
-
-def module_dtype(module: torch.nn.Module) -> torch.dtype:
-    for p in module.parameters():
-        return p.dtype
-    return torch.float32
 
 
 def empty_cache(device: torch.device) -> None:
@@ -155,3 +151,30 @@ def tune_cpu_allocator() -> bool:
         return False
     m_trim_threshold, m_mmap_max = -1, -4
     return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
+
+
+def parse_device(name: str, value: str) -> torch.device:
+    """A device torch knows and this machine has, checked whole ("cpu:7" is refused)."""
+    if value == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError, TypeError):
+        raise InputError(f"{name}: {value!r} is not a device; use auto, cpu, cuda, cuda:1, mps") from None
+    if device.type == "cpu" and device.index not in (None, 0):
+        raise InputError(f"{name}: {value!r}: there is one CPU device; use cpu")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"{name}: {value!r}, but this machine has no CUDA GPU usable by torch "
+                             f"{torch.__version__}; use {name} cpu (or auto)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InputError(f"{name}: {value!r}, but there are {torch.cuda.device_count()} CUDA device(s); use "
+                             f"cuda:0..cuda:{torch.cuda.device_count() - 1}")
+    elif device.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise InputError(f"{name}: 'mps' is not available here; use {name} cpu (or auto)")
+        if device.index not in (None, 0):
+            raise InputError(f"{name}: {value!r}: there is one MPS device; use mps")
+    elif device.type != "cpu":
+        raise InputError(f"{name}: {value!r} is not a device this pack runs on; use auto, cpu, cuda or mps")
+    return device

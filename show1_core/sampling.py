@@ -6,11 +6,11 @@
 * `sample_latents`: the latent video UNet (sr2, latent interpolation), with an optional hook that
   edits the latents after every step (used to re-impose anchor frames).
 
-Both take the UNet through a denoiser object that batches the guidance pair into one call, and
-both report every step to a `Progress` (which also checks for cancellation).
-Videos are `(B, C, F, H, W)`, kept in float32 on the compute device; only the UNet runs in the
-model's dtype. Noise is always drawn on the CPU in float32, so a seed gives the same video on any
-device.
+Both take the UNet through a denoiser that batches the guidance pair into one call (split where
+the activation budget says so) and checks for cancellation before every UNet call, and both report
+every step to a `Progress`. Videos are `(B, C, F, H, W)`, kept in float32 on the compute device;
+only the UNet runs in its compute dtype. Noise is always drawn on the CPU in float32, so a seed
+gives the same video on any device.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+from einops import rearrange
 
-from .memory import activation_budget, module_device, module_dtype
-from .models.unet3d import Show1UNet3D
-from .progress import Progress
+from .context import Progress, RunContext
+from .memory import activation_budget
 from .schedulers import learns_variance, step as scheduler_step
 
 
@@ -37,79 +37,61 @@ def guidance_rows(videos: int, guided: bool) -> torch.Tensor:
     return torch.ones(videos, dtype=torch.long)
 
 
-def activation_weight(unet: torch.nn.Module) -> int:
-    """Cost of one video relative to its first-level activation: the ModelScope layout (sr2) has
-    wide spatial transformers at every level, the IF layout only in its deeper blocks."""
-    blocks = getattr(unet.config, "down_block_types", ())
-    return 4 if any(t == "CrossAttnDownBlock3D" for t in blocks) else 1
-
-
-def videos_per_call(unet: torch.nn.Module, x: torch.Tensor, rows: int) -> int:
+def videos_per_call(unet: torch.nn.Module, x: torch.Tensor, rows: int, device: torch.device) -> int:
     """Videos of a guided batch of `rows` videos that go through the UNet at once: all of them,
     unless the activation budget says fewer."""
-    b, _, f, h, w = x.shape
-    width = unet.config.block_out_channels[0]
-    cost = f * h * w * width * activation_weight(unet)
-    fit = activation_budget(module_device(unet), module_dtype(unet)) // max(1, cost)
+    _, _, f, h, w = x.shape
+    fit = activation_budget(device, unet.compute_dtype) // max(1, unet.activation_elements(f, h, w))
     return max(1, min(rows, fit))
 
 
 class Denoiser:
-    """A UNet (a Show-1 UNet3D, or IF-II's 2D UNet) evaluated with batched classifier-free guidance.
+    """A UNet evaluated with batched classifier-free guidance on `device`.
 
     `text` is the (2, 77, D) [negative, positive] pair shared by every video of a batch. Guidance
-    acts on the first `noise_channels` output channels; the rest (the pixel UNets' learned
-    variance) are taken from the positive branch. Calls larger than the activation budget are
-    split (same arithmetic, less memory).
+    acts on the first `unet.noise_channels` output channels; the rest (the pixel UNets' learned
+    variance) are taken from the positive branch.
     """
 
-    def __init__(self, unet: torch.nn.Module, text: torch.Tensor, guidance: float, noise_channels: int):
-        self.unet = unet
-        self.device, self.dtype = module_device(unet), module_dtype(unet)
+    def __init__(self, unet: torch.nn.Module, text: torch.Tensor, guidance: float, ctx: RunContext,
+                 device: torch.device):
+        self.unet, self.ctx, self.device = unet, ctx, device
         self.guided = guidance > 1.0
-        self.guidance, self.noise_channels = guidance, noise_channels
-        text = text.to(self.device, self.dtype)
-        self.is_2d = not isinstance(unet, Show1UNet3D)
-        self.text = text if self.is_2d else unet.prepare_text(text)
-
-    def unet_call(self, x: torch.Tensor, t: int, rows: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        timestep = torch.tensor([t], device=self.device)
-        if self.is_2d:
-            out = self.unet(x[:, :, 0], timestep, encoder_hidden_states=self.text[rows], class_labels=labels).sample
-            return out.unsqueeze(2)
-        return self.unet(x, timestep, class_labels=labels, text=self.text.select(rows))
+        self.guidance = guidance
+        self.text = unet.prepare_text(text.to(device, unet.compute_dtype))
 
     def __call__(self, x_in: torch.Tensor, t: int, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         """Guided prediction (B, C_out, F, H, W), float32."""
-        x = x_in.to(self.device, self.dtype)
+        x = x_in.to(self.device, self.unet.compute_dtype)
         rows = guidance_rows(x.shape[0], self.guided).to(self.device)
         labels = class_labels.to(self.device) if class_labels is not None else None
         if self.guided:
             x = torch.cat([x, x])
             labels = torch.cat([labels, labels]) if labels is not None else None
         outs = []
-        step = videos_per_call(self.unet, x, len(rows))
+        step = videos_per_call(self.unet, x, len(rows), self.device)
+        timestep = torch.tensor([t], device=self.device)
         for s in range(0, len(rows), step):
             part = slice(s, s + step)
-            outs.append(self.unet_call(x[part], t, rows[part], labels[part] if labels is not None else None))
+            self.ctx.stop_if_cancelled()
+            outs.append(self.unet(x[part], timestep, class_labels=labels[part] if labels is not None else None,
+                                  text=self.text.select(rows[part])))
         out = torch.cat(outs).float()
         if not self.guided:
             return out
         neg, pos = out.chunk(2)
-        c = self.noise_channels
+        c = self.unet.noise_channels
         eps = neg[:, :c] + self.guidance * (pos[:, :c] - neg[:, :c])
         return torch.cat([eps, pos[:, c:]], dim=1)
 
 
 def fold(video: torch.Tensor) -> torch.Tensor:
-    """(B, C, F, H, W) -> (B*F, C, H, W), frames folded into the batch as b * F + f."""
-    b, c, f, h, w = video.shape
-    return video.transpose(1, 2).reshape(b * f, c, h, w)
+    """Frames folded into the batch as b * F + f."""
+    return rearrange(video, "b c f h w -> (b f) c h w")
 
 
 def unfold(frames: torch.Tensor, b: int) -> torch.Tensor:
-    bf, c, h, w = frames.shape
-    return frames.reshape(b, bf // b, c, h, w).transpose(1, 2)
+    return rearrange(frames, "(b f) c h w -> b c f h w", b=b)
 
 
 @dataclass
@@ -152,12 +134,12 @@ def sample_pixels(denoiser: Denoiser, chains: list[Chain], x: torch.Tensor, sche
     return x
 
 
-def frame_windows(frames: int, window: int, overlap: int) -> list[slice]:
-    """Windows of `window` frames overlapping by `overlap`, the last one aligned to the end."""
+def windows(frames: int, window: int, step: int) -> list[slice]:
+    """Windows of `window` frames starting every `step` frames, the last one aligned to the end so
+    that every frame is covered; one window when the video is shorter."""
     if frames <= window:
         return [slice(0, frames)]
-    stride = window - overlap
-    starts = list(range(0, frames - window + 1, stride))
+    starts = list(range(0, frames - window + 1, step))
     if starts[-1] + window < frames:
         starts.append(frames - window)
     return [slice(s, s + window) for s in starts]
@@ -186,14 +168,14 @@ class WindowedDenoiser:
 
     def __call__(self, x: torch.Tensor, t: int) -> torch.Tensor:
         frames = x.shape[2]
-        windows = frame_windows(frames, self.window, self.overlap)
-        if len(windows) == 1:
+        parts = windows(frames, self.window, self.window - self.overlap)
+        if len(parts) == 1:
             return self.denoiser(x, t)
         total = torch.zeros_like(x)
         weight = torch.zeros(frames, dtype=x.dtype, device=x.device)
-        for i, win in enumerate(windows):
-            ramp_in = windows[i - 1].stop - win.start if i > 0 else 0
-            ramp_out = win.stop - windows[i + 1].start if i + 1 < len(windows) else 0
+        for i, win in enumerate(parts):
+            ramp_in = parts[i - 1].stop - win.start if i > 0 else 0
+            ramp_out = win.stop - parts[i + 1].start if i + 1 < len(parts) else 0
             w = blend_weights(win.stop - win.start, ramp_in, ramp_out).to(x.device, x.dtype)
             total[:, :, win] += self.denoiser(x[:, :, win], t).to(x.dtype) * w[:, None, None]
             weight[win] += w

@@ -1,39 +1,39 @@
 """Prompt encoding: T5 (pixel stages, from show-1-base) and CLIP (latent stage, from show-1-sr2).
 
-Both run through transformers and return every one of the 77 positions, padding included, as the
-published pipelines do. `PromptEmbeddings` carries a prompt and its negative through the cascade
-so the 4.7 B-parameter T5 runs once per prompt.
+Both return every one of the 77 positions, padding included, as the published pipelines do.
+`PromptEmbeddings` carries a prompt and its negative through the cascade so the 4.8 B-parameter T5
+runs once per prompt. A text encoder is a tokenizer and a model that maps token ids and their
+attention mask to hidden states: the pack's own T5 and CLIP, or ComfyUI's T5-XXL (the nodes wrap
+it), which are interchangeable.
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .captions import preprocess_prompt
+from .context import RunContext
 from .errors import InputError, ModelLoadError
-from .loading import StageKind, inspect_stage
-from .weights import REDOWNLOAD, check_file, find_weights, shard_paths
+from .weights import REDOWNLOAD, refuse_broken_file
 
 MAX_LENGTH = 77
 
 
 @dataclass
 class TextEncoder:
-    """A tokenizer and its encoder model (T5 or CLIP)."""
+    """A tokenizer and its encoder model (T5 or CLIP): `model(ids, mask)` -> (B, 77, width) float32."""
 
     kind: str  # "t5" or "clip"
     tokenizer: object
     model: torch.nn.Module
-    folder: Path
+    folder: Path | None = None  # None for an encoder that did not come from a stage folder
 
     @property
     def width(self) -> int:
-        cfg = self.model.config
-        return cfg.d_model if self.kind == "t5" else cfg.hidden_size
+        return self.model.width
 
 
 @dataclass
@@ -60,83 +60,40 @@ class PromptEmbeddings:
         return self.positive.shape[-1]
 
 
-def load_encoder_model(cls, directory: Path, dtype: torch.dtype, device, variant: str | None) -> torch.nn.Module:
-    """A transformers text encoder from the weight files the shared table picks (safetensors first;
-    shards by their index). transformers reads them itself, as each of its releases names the
-    modules (the key layout of CLIP changed in transformers 5), on the meta device so the weights
-    are never held twice, and pickles only with weights_only; the files are checked first and
-    every key must match."""
-    import transformers
-
-    path, found = find_weights(directory, "transformers", variant)
-    for shard in shard_paths(path):
-        check_file(shard)
-    dtype_key = "dtype" if tuple(int(x) for x in transformers.__version__.split(".")[:2]) >= (4, 56) else "torch_dtype"
-    try:
-        model, info = cls.from_pretrained(
-            str(directory), variant=found.variant, use_safetensors=found.ext == "safetensors", local_files_only=True,
-            output_loading_info=True, **{dtype_key: dtype})
-    except (OSError, ValueError, RuntimeError, EnvironmentError) as e:
-        raise ModelLoadError(f"{path}: {cls.__name__} cannot be loaded from {directory} ({type(e).__name__}: "
-                             f"{str(e)[:300]}); {REDOWNLOAD}") from None
-    problems = {k: sorted(v)[:6] for k, v in info.items() if v}
-    if problems:
-        raise ModelLoadError(f"{path}: the weights do not match {directory / 'config.json'} ({problems}); {REDOWNLOAD}")
-    return model.to(device).eval().requires_grad_(False)
+def tokenize(encoder: TextEncoder, texts: list[str]):
+    """Padded and truncated to 77 tokens, with the end token, as the published pipelines do."""
+    return encoder.tokenizer(texts, padding="max_length", max_length=MAX_LENGTH, truncation=True,
+                             add_special_tokens=True, return_tensors="pt")
 
 
-def load_text_encoder(folder: str | Path, dtype: torch.dtype = torch.float32, device="cpu",
-                      variant: str | None = None) -> TextEncoder:
-    """T5 from a show-1-base folder, or CLIP from a show-1-sr2 folder."""
-    from transformers import CLIPTextModel, CLIPTokenizer, T5EncoderModel, T5Tokenizer
-
-    info = inspect_stage(folder)
-    if not (info.has_t5 or info.has_clip):
-        raise ModelLoadError(
-            f"{info.folder} ({info.kind.label}) has no text encoder: T5 comes from the show-1-base folder, CLIP from "
-            "the show-1-sr2 folder")
-    for sub in ("tokenizer", "text_encoder"):
-        if not (info.folder / sub).is_dir():
-            raise ModelLoadError(f"{info.folder / sub} is missing; {REDOWNLOAD}")
-    t5 = info.kind is StageKind.BASE
-    try:
-        if t5:
-            tokenizer = T5Tokenizer.from_pretrained(str(info.folder / "tokenizer"), legacy=True, local_files_only=True)
-        else:
-            tokenizer = CLIPTokenizer.from_pretrained(str(info.folder / "tokenizer"), local_files_only=True)
-    except (OSError, ValueError, TypeError, ImportError) as e:
-        raise ModelLoadError(f"{info.folder / 'tokenizer'}: the tokenizer cannot be read ({type(e).__name__}: {e}); "
-                             f"install the pack's requirements (sentencepiece, protobuf) or {REDOWNLOAD}") from None
-    model = load_encoder_model(T5EncoderModel if t5 else CLIPTextModel, info.folder / "text_encoder", dtype, device,
-                               variant)
-    return TextEncoder("t5" if t5 else "clip", tokenizer, model, info.folder)
+def dropped_words(encoder: TextEncoder, text: str) -> str:
+    """The end of `text` that falls past the 77 tokens the encoder reads ("" if nothing does)."""
+    ids = encoder.tokenizer(text, add_special_tokens=True, truncation=False).input_ids
+    if len(ids) <= MAX_LENGTH:
+        return ""
+    kept = MAX_LENGTH - 1  # the last position holds the end token
+    return encoder.tokenizer.decode(ids[kept:], skip_special_tokens=True).strip()
 
 
 @torch.inference_mode()
-def encode(encoder: TextEncoder, texts: list[str]) -> Encoding:
-    """Tokenize (padded and truncated to 77) and encode already-preprocessed texts."""
-    tokens = encoder.tokenizer(texts, padding="max_length", max_length=MAX_LENGTH, truncation=True,
-                               add_special_tokens=True, return_tensors="pt")
-    device = next(encoder.model.parameters()).device
-    ids = tokens.input_ids.to(device)
-    mask = tokens.attention_mask.to(device)
-    if encoder.kind == "t5":
-        embeds = encoder.model(ids, attention_mask=mask)[0]
-    else:  # CLIP: causal mask only, unless the config asks for the padding mask
-        use_mask = getattr(encoder.model.config, "use_attention_mask", False)
-        embeds = encoder.model(ids, attention_mask=mask if use_mask else None)[0]
+def encode(encoder: TextEncoder, texts: list[str], ctx: RunContext | None = None) -> Encoding:
+    """Tokenize and encode already-preprocessed texts."""
+    ctx = ctx or RunContext()
+    tokens = tokenize(encoder, texts)
+    with ctx.use(encoder.model) as device:
+        embeds = encoder.model(tokens.input_ids.to(device), tokens.attention_mask.to(device))
     return Encoding(embeds.float().cpu(), tokens.input_ids, tokens.attention_mask)
 
 
 def encode_prompt(encoder: TextEncoder, prompt: str, negative_prompt: str = "", clean_caption: bool = False,
-                  placement=None) -> PromptEmbeddings:
+                  ctx: RunContext | None = None) -> PromptEmbeddings:
     """Embeddings of a prompt and its negative.
 
     T5 (pixel stages): the text is lower-cased and stripped, or passed twice through DeepFloyd IF's
     caption cleaning when `clean_caption`. CLIP (latent stage): the tokenizer's own normalisation only.
-    `placement` (see `memory`) brings the encoder to its device for the call; by default it runs
-    where it is.
+    A prompt longer than 77 tokens and an empty prompt are encoded as published, with a warning.
     """
+    ctx = ctx or RunContext()
     for name, text in (("prompt", prompt), ("negative_prompt", negative_prompt)):
         if text is not None and not isinstance(text, str):
             raise InputError(f"{name}: {type(text).__name__} given; a prompt is text")
@@ -144,10 +101,15 @@ def encode_prompt(encoder: TextEncoder, prompt: str, negative_prompt: str = "", 
         texts = [preprocess_prompt(prompt, clean_caption), preprocess_prompt(negative_prompt or "", clean_caption)]
     else:
         texts = [prompt, negative_prompt or ""]
-    with (placement.use(encoder.model) if placement is not None else nullcontext()):
-        out = encode(encoder, texts)
+    name = encoder.kind.upper()
+    if not texts[0].strip():
+        ctx.warn(f"prompt: empty, so {name} encodes no text; the video follows no description")
+    for label, text in (("prompt", texts[0]), ("negative_prompt", texts[1])):
+        if dropped := dropped_words(encoder, text):
+            ctx.warn(f"{label}: longer than the {MAX_LENGTH} tokens {name} reads; dropped: \"{dropped[:80]}\"")
+    out = encode(encoder, texts, ctx)
     if not bool(torch.isfinite(out.embeds).all()):
-        raise InputError(f"prompt: the {encoder.kind.upper()} encoder gave NaN or infinite embeddings; load it in bf16 "
+        raise InputError(f"prompt: the {name} encoder gave NaN or infinite embeddings; load its weights in bf16 "
                          "or fp32 (float16 overflows)")
     return PromptEmbeddings(out.embeds[:1], out.embeds[1:], encoder.kind)
 
@@ -175,7 +137,7 @@ class TextConditioning:
 
 def encode_conditioning(t5: TextEncoder | None, clip: TextEncoder | None, prompt: str, negative_prompt: str = "",
                         pixel_negative_prompt: str = "", clean_caption: bool = False,
-                        placement=None) -> TextConditioning:
+                        ctx: RunContext | None = None) -> TextConditioning:
     """Encode a prompt with whichever encoders are given. As in the published cascade, the pixel
     stages take `pixel_negative_prompt` (empty there) and the latent stage `negative_prompt`."""
     if t5 is None and clip is None:
@@ -183,8 +145,8 @@ def encode_conditioning(t5: TextEncoder | None, clip: TextEncoder | None, prompt
     return TextConditioning(
         prompt=prompt, negative_prompt=negative_prompt, pixel_negative_prompt=pixel_negative_prompt,
         clean_caption=clean_caption,
-        t5=encode_prompt(t5, prompt, pixel_negative_prompt, clean_caption, placement) if t5 is not None else None,
-        clip=encode_prompt(clip, prompt, negative_prompt, placement=placement) if clip is not None else None)
+        t5=encode_prompt(t5, prompt, pixel_negative_prompt, clean_caption, ctx) if t5 is not None else None,
+        clip=encode_prompt(clip, prompt, negative_prompt, ctx=ctx) if clip is not None else None)
 
 
 def save_conditioning(cond: TextConditioning, path: str | Path) -> Path:
@@ -215,7 +177,7 @@ def load_conditioning(path: str | Path) -> TextConditioning:
     path = Path(path)
     resave = "save the embeddings again with Show1SaveEmbeds (or encode the prompt)"
     try:
-        check_file(path)
+        refuse_broken_file(path)
     except ModelLoadError as e:  # the file's own fix, not a stage folder's
         raise ModelLoadError(str(e).replace(REDOWNLOAD, resave)) from None
     try:

@@ -16,7 +16,11 @@ from pathlib import Path
 import torch
 
 from .errors import ModelLoadError
-from .loading import build_on_meta, build_unet, classify_unet, read_json
+from .folders import classify_unet, read_json
+from .loading import build_on_meta, build_unet
+from .models.clip import CLIPTextConfig, CLIPTextEncoder
+from .models.t5 import T5Config, T5Encoder
+from .models.vae import AutoencoderKL, VAEConfig
 from .schedulers import LEGACY_DEFAULTS, build_scheduler
 
 COMPONENTS = ("unet", "vae", "text_encoder")
@@ -40,28 +44,25 @@ class ModelReport:
 
 
 def build_component(component: str, config: dict, where: Path) -> tuple[torch.nn.Module, str]:
-    """The model a component config describes, on the meta device, and what it is. The text
-    encoder's class comes from the folder's model_index.json, else from the config."""
+    """The model a component config describes, on the meta device, and what it is."""
     if component == "unet":
         kind = classify_unet(config, where)
-        return build_unet(config, kind), kind.label
+        return build_unet(config), kind.label
     if component == "vae":
-        from diffusers import AutoencoderKL
-
         if config.get("_class_name") != "AutoencoderKL":
             raise ModelLoadError(f"{where}: {config.get('_class_name')} is not the AutoencoderKL of show-1-sr2")
-        return build_on_meta(lambda: AutoencoderKL.from_config(config)), "VAE (AutoencoderKL)"
-    import transformers
-
+        vae_config = VAEConfig.from_dict(config)
+        return build_on_meta(lambda: AutoencoderKL(vae_config)), "VAE (AutoencoderKL)"
     index = where.parent / "model_index.json"
     listed = read_json(index).get(component) if index.is_file() else None
     name = listed[1] if isinstance(listed, list) and listed[0] == "transformers" else (config.get("architectures") or [""])[0]
-    cls = getattr(transformers, name, None) if name in ("T5EncoderModel", "CLIPTextModel") else None
-    if cls is None:
-        raise ModelLoadError(f"{where}: text encoder {name or '(no architectures)'} is not T5EncoderModel or "
-                             "CLIPTextModel")
-    model_config = cls.config_class.from_dict(config)
-    return build_on_meta(lambda: cls(model_config)), f"text encoder ({name})"
+    if name == "T5EncoderModel":
+        t5 = T5Config.from_dict(config)
+        return build_on_meta(lambda: T5Encoder(t5)), "text encoder (T5EncoderModel)"
+    if name == "CLIPTextModel":
+        clip = CLIPTextConfig.from_dict(config)
+        return build_on_meta(lambda: CLIPTextEncoder(clip)), "text encoder (CLIPTextModel)"
+    raise ModelLoadError(f"{where}: text encoder {name or '(no architectures)'} is not T5EncoderModel or CLIPTextModel")
 
 
 def report(name: str, component: str, config: dict, where: Path) -> ModelReport:

@@ -14,7 +14,7 @@ import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import torch
 from safetensors import safe_open
@@ -128,7 +128,7 @@ def shard_paths(path: Path) -> list[Path]:
     return shards
 
 
-def check_file(path: Path) -> None:
+def refuse_broken_file(path: Path) -> None:
     """Raise a clear error for a git-lfs pointer or a truncated / corrupt safetensors file."""
     size = path.stat().st_size
     with open(path, "rb") as f:
@@ -174,7 +174,7 @@ def iter_tensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
     """Yield (name, tensor) from a checked weight file or shard index, shard by shard."""
     shards = shard_paths(path)
     for shard in shards:
-        check_file(shard)
+        refuse_broken_file(shard)
     for shard in shards:
         if shard.suffix == ".safetensors":
             with safe_open(str(shard), framework="pt") as f:
@@ -187,15 +187,18 @@ def iter_tensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
             yield from state.items()
 
 
-def load_state_dict(path: Path, dtype: torch.dtype, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-    """Read every tensor converted to `dtype` on `device`; integer buffers keep their dtype.
+def load_state_dict(path: Path, dtype: torch.dtype | Callable[[str, torch.Tensor], torch.dtype],
+                    device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """Read every tensor converted to `dtype` (or to `dtype(key, tensor)`) on `device`; integer
+    buffers keep their dtype.
 
     Pickles are memory-mapped while they are read, so each tensor is copied out of the file: the
     model never depends on a file that a re-download may replace."""
     state = {}
+    pickled = path.suffix == ".bin" or ".bin." in path.name
     for key, tensor in iter_tensors(path):
-        target = dtype if tensor.is_floating_point() else tensor.dtype
-        state[key] = tensor.to(device=device, dtype=target, copy=path.suffix == ".bin" or ".bin." in path.name)
+        target = (dtype(key, tensor) if callable(dtype) else dtype) if tensor.is_floating_point() else tensor.dtype
+        state[key] = tensor.to(device=device, dtype=target, copy=pickled)
     return state
 
 

@@ -48,15 +48,15 @@ def demo_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def demo(demo_root):
     """Loaded demo stages and text encoders, shared by the tests that only read them."""
-    from show1_core.loading import StageKind, STAGE_FOLDERS, load_stage, load_vae
-    from show1_core.text import load_text_encoder
+    from show1_core.loading import load_stage, load_text_encoder, load_vae
+    from show1_core.stage import StageKind
 
-    stages = {kind: load_stage(demo_root / STAGE_FOLDERS[kind]) for kind in StageKind}
+    stages = {kind: load_stage(demo_root / kind.folder) for kind in StageKind}
     return {
         **stages,
-        "vae": load_vae(demo_root / STAGE_FOLDERS[StageKind.SR2]),
-        "t5": load_text_encoder(demo_root / STAGE_FOLDERS[StageKind.BASE]),
-        "clip": load_text_encoder(demo_root / STAGE_FOLDERS[StageKind.SR2]),
+        "vae": load_vae(demo_root / StageKind.SR2.folder),
+        "t5": load_text_encoder(demo_root / StageKind.BASE.folder),
+        "clip": load_text_encoder(demo_root / StageKind.SR2.folder),
     }
 
 
@@ -78,11 +78,11 @@ def pack(demo_root, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def nodes(pack):
-    return pack.NODE_CLASS_MAPPINGS
+    return pack.NODES
 
 
 def node(nodes, name):
-    return nodes[name]()
+    return nodes[name]
 
 
 @pytest.fixture(scope="session")

@@ -25,10 +25,14 @@ import torch
 from conftest import ROOT, node
 from show1_core import cli
 from show1_core.errors import InputError, ModelLoadError, Show1Error
-from show1_core.loading import STAGE_FOLDERS, StageKind, load_stage, load_vae
-from show1_core.stages import generate_keyframes, interpolate_keyframes, interpolate_latents, \
-    latent_video_to_video, super_resolve_pixels, upscale_first_frame, vae_decode, vae_encode
-from show1_core.text import PromptEmbeddings, load_conditioning
+from show1_core.loading import load_stage, load_vae
+from show1_core.models.unet import Show1UNet
+from show1_core.settings import IFIISettings, InterpolationSettings, KeyframeSettings, LatentInterpolationSettings, \
+    LatentSRSettings, SR1Settings, SR2Settings
+from show1_core.stage import StageKind
+from show1_core.stages import Anchors, IFIIUpscale, generate_keyframes, interpolate_keyframes, interpolate_latents, \
+    latent_super_resolve, latent_video_to_video, super_resolve_pixels, upscale_first_frame, vae_decode, vae_encode
+from show1_core.text import PromptEmbeddings, encode_prompt, load_conditioning
 
 
 @dataclass
@@ -65,84 +69,111 @@ NAN, INF = float("nan"), float("inf")
 
 # --- show1_core -----------------------------------------------------------------------------------
 
+def kf_settings(**changes):
+    return KeyframeSettings(**{"num_frames": 2, "height": 16, "width": 16, "steps": 2, **changes})
+
+
+def base(c, **changes):
+    return generate_keyframes(c[StageKind.BASE], changes.pop("embeds", t5()), kf_settings(**changes))
+
+
 CORE = [
-    Case("guidance inf", lambda c: generate_keyframes(c[StageKind.BASE], t5(), 2, 16, 16, steps=2, guidance=INF),
-         ("guidance", "inf", "not finite", "[0, 100]")),
-    Case("guidance nan", lambda c: generate_keyframes(c[StageKind.BASE], t5(), 2, 16, 16, steps=2, guidance=NAN),
-         ("guidance", "nan", "not finite")),
-    Case("guidance negative", lambda c: generate_keyframes(c[StageKind.BASE], t5(), 2, 16, 16, steps=2, guidance=-1.0),
-         ("guidance", "-1.0", "outside [0, 100]")),
-    Case("NaN embeddings", lambda c: generate_keyframes(c[StageKind.BASE], t5(value=NAN), 2, 16, 16, steps=2),
-         ("embeds", "NaN or infinite", "encode the prompt again")),
-    Case("NaN keyframes", lambda c: interpolate_keyframes(c[StageKind.INTERPOLATION], t5(), video(value=NAN), steps=2),
+    Case("guidance inf", lambda c: base(c, guidance=INF), ("guidance", "inf", "not finite", "[0, 100]")),
+    Case("guidance nan", lambda c: base(c, guidance=NAN), ("guidance", "nan", "not finite")),
+    Case("guidance negative", lambda c: base(c, guidance=-1.0), ("guidance", "-1.0", "outside [0, 100]")),
+    Case("NaN embeddings", lambda c: base(c, embeds=t5(value=NAN)), ("embeds", "NaN or infinite",
+                                                                     "encode the prompt again")),
+    Case("NaN keyframes", lambda c: interpolate_keyframes(c[StageKind.INTERPOLATION], t5(), video(value=NAN),
+                                                          InterpolationSettings(steps=2)),
          ("keyframes", "NaN or infinite", "check the node or file")),
-    Case("inf latents", lambda c: latent_video_to_video(c[StageKind.SR2], clip(), latents(value=INF), steps=4),
+    Case("inf latents", lambda c: latent_video_to_video(c[StageKind.SR2], clip(), latents(value=INF),
+                                                        LatentSRSettings(steps=4)),
          ("latents", "NaN or infinite", "encode the frames again")),
     Case("NaN latents to decode", lambda c: vae_decode(c["vae"], latents(value=NAN)),
          ("latents", "NaN or infinite", "encode the frames again")),
     Case("NaN frames to encode", lambda c: vae_encode(c["vae"], video(1, 16, 16, value=NAN)),
          ("video", "NaN or infinite")),
-    Case("seed negative", lambda c: generate_keyframes(c[StageKind.BASE], t5(), 2, 16, 16, steps=1, seed=-3),
-         ("seed", "-3", "outside [0, 18446744073709551615]")),
-    Case("seed float", lambda c: generate_keyframes(c[StageKind.BASE], t5(), 2, 16, 16, steps=1, seed=1.5),
-         ("seed", "1.5", "not an integer")),
-    Case("seed too large", lambda c: latent_video_to_video(c[StageKind.SR2], clip(), latents(), steps=4, seed=2 ** 64),
+    Case("seed negative", lambda c: base(c, steps=1, seed=-3), ("seed", "-3", "outside [0, 18446744073709551615]")),
+    Case("seed float", lambda c: base(c, steps=1, seed=1.5), ("seed", "1.5", "not an integer")),
+    Case("seed too large", lambda c: latent_video_to_video(c[StageKind.SR2], clip(), latents(),
+                                                           LatentSRSettings(steps=4, seed=2 ** 64)),
          ("seed", str(2 ** 64), "outside")),
-    Case("steps 0", lambda c: generate_keyframes(c[StageKind.BASE], t5(), 2, 16, 16, steps=0),
-         ("steps", "0", "outside [1, 1000]")),
-    Case("steps float", lambda c: generate_keyframes(c[StageKind.BASE], t5(), 2, 16, 16, steps=1.5),
-         ("steps", "1.5", "not an integer")),
-    Case("num_frames 0", lambda c: generate_keyframes(c[StageKind.BASE], t5(), 0, 16, 16, steps=1),
-         ("num_frames", "0", "outside [1, 64]")),
-    Case("height off the multiple", lambda c: generate_keyframes(c[StageKind.BASE], t5(), 2, 15, 16, steps=1),
+    Case("steps 0", lambda c: base(c, steps=0), ("steps", "0", "outside [1, 1000]")),
+    Case("steps float", lambda c: base(c, steps=1.5), ("steps", "1.5", "not an integer")),
+    Case("num_frames 0", lambda c: base(c, num_frames=0, steps=1), ("num_frames", "0", "outside [1, 64]")),
+    Case("height off the multiple", lambda c: base(c, height=15, steps=1),
          ("height", "15", "multiple of 2", "use 14 or 16")),
-    Case("noise level 1000", lambda c: super_resolve_pixels(c[StageKind.SR1], t5(), video(), noise_level=1000, steps=1),
+    Case("noise level 1000", lambda c: super_resolve_pixels(c[StageKind.SR1], t5(), video(),
+                                                            SR1Settings(noise_level=1000, steps=1)),
          ("noise_level", "1000", "outside [0, 999]")),
-    Case("IF-II noise level", lambda c: super_resolve_pixels(c[StageKind.SR1], t5(), video(), steps=1,
-                                                             if_ii=c[StageKind.IF_II], if_ii_noise_level=-5),
+    Case("IF-II noise level", lambda c: super_resolve_pixels(c[StageKind.SR1], t5(), video(), SR1Settings(steps=1),
+                                                             None, IFIIUpscale(c[StageKind.IF_II],
+                                                                               IFIISettings(noise_level=-5))),
          ("if_ii_noise_level", "-5", "outside")),
-    Case("strength 0", lambda c: latent_video_to_video(c[StageKind.SR2], clip(), latents(), strength=0.0, steps=4),
+    Case("strength 0", lambda c: latent_video_to_video(c[StageKind.SR2], clip(), latents(),
+                                                       LatentSRSettings(strength=0.0, steps=4)),
          ("strength", "0.0", "outside (0, 1]")),
-    Case("strength x steps", lambda c: latent_video_to_video(c[StageKind.SR2], clip(), latents(), strength=0.1,
-                                                             steps=5),
+    Case("strength x steps", lambda c: latent_video_to_video(c[StageKind.SR2], clip(), latents(),
+                                                             LatentSRSettings(strength=0.1, steps=5)),
          ("strength", "0.1", "steps 5", "leaves no denoising step", "raise steps to 10")),
-    Case("overlap >= window", lambda c: interpolate_latents(c[StageKind.SR2], clip(), latents(), steps=2, window=4,
-                                                            overlap=4),
+    Case("overlap >= window", lambda c: interpolate_latents(c[StageKind.SR2], clip(), latents(),
+                                                            LatentInterpolationSettings(steps=2, window=4, overlap=4)),
          ("overlap", "4", "smaller than window", "at most 3")),
-    Case("frames_between -1", lambda c: interpolate_latents(c[StageKind.SR2], clip(), latents(), steps=2,
-                                                            frames_between=-1),
+    Case("frames_between -1", lambda c: interpolate_latents(c[StageKind.SR2], clip(), latents(),
+                                                            LatentInterpolationSettings(steps=2, frames_between=-1)),
          ("frames_between", "-1", "outside [0, 120]")),
-    Case("max_windows 0", lambda c: interpolate_keyframes(c[StageKind.INTERPOLATION], t5(), video(), steps=1,
-                                                          max_windows=0),
+    Case("max_windows 0", lambda c: interpolate_keyframes(c[StageKind.INTERPOLATION], t5(), video(),
+                                                          InterpolationSettings(steps=1, max_windows=0)),
          ("max_windows", "0", "outside [1, 256]")),
-    Case("wrong stage", lambda c: generate_keyframes(c[StageKind.INTERPOLATION], t5(), 2, 16, 16, steps=1),
+    Case("sr1 stride >= window", lambda c: super_resolve_pixels(c[StageKind.SR1], t5(), video(),
+                                                                SR1Settings(steps=1, window=4, stride=4)),
+         ("stride", "4", "smaller than window (4)", "at most 3")),
+    Case("wrong stage", lambda c: generate_keyframes(c[StageKind.INTERPOLATION], t5(), kf_settings(steps=1)),
          ("model", "pixel interpolation", "needs keyframes (show-1-base)", "load that stage folder")),
-    Case("embeddings width", lambda c: generate_keyframes(c[StageKind.BASE], t5(4096), 2, 16, 16, steps=1),
+    Case("embeddings width", lambda c: base(c, embeds=t5(4096), steps=1),
          ("embeds", "width 4096", "takes width 32", "encode the prompt with the T5")),
-    Case("anchors out of range", lambda c: interpolate_latents(c[StageKind.SR2], clip(), latents(), anchors=[0, 9],
-                                                               num_frames=5, steps=1),
+    Case("anchors out of range", lambda c: interpolate_latents(c[StageKind.SR2], clip(), latents(),
+                                                               LatentInterpolationSettings(steps=1),
+                                                               anchors=Anchors((0, 9), 5)),
          ("anchors", "[0, 9]", "use indices in 0..4")),
-    Case("one latent keyframe", lambda c: interpolate_latents(c[StageKind.SR2], clip(), latents(1), steps=1),
+    Case("absurd frame count", lambda c: interpolate_latents(c[StageKind.SR2], clip(), latents(64),
+                                                             LatentInterpolationSettings(steps=1, frames_between=120)),
+         ("anchors (frames)", "7624", "outside [1, 4096]", "split longer videos")),
+    Case("one latent keyframe", lambda c: interpolate_latents(c[StageKind.SR2], clip(), latents(1),
+                                                              LatentInterpolationSettings(steps=1)),
          ("keyframes", "1 keyframe", "at least 2")),
-    Case("one pixel keyframe", lambda c: interpolate_keyframes(c[StageKind.INTERPOLATION], t5(), video(1), steps=1),
+    Case("one pixel keyframe", lambda c: interpolate_keyframes(c[StageKind.INTERPOLATION], t5(), video(1),
+                                                               InterpolationSettings(steps=1)),
          ("keyframes", "1 frame", "at least 2")),
-    Case("IF-II height 0", lambda c: upscale_first_frame(c[StageKind.IF_II], t5(), torch.zeros(1, 3, 8, 8), height=0,
-                                                         steps=1),
-         ("height", "0", "positive integer")),
-    Case("sr1 width 0", lambda c: super_resolve_pixels(c[StageKind.SR1], t5(), video(), 32, 0, steps=1),
-         ("width", "0", "positive integer")),
-    Case("video shape", lambda c: super_resolve_pixels(c[StageKind.SR1], t5(), torch.zeros(3, 8, 8), steps=1),
+    Case("IF-II empty image", lambda c: upscale_first_frame(c[StageKind.IF_II], t5(), torch.zeros(1, 3, 0, 8),
+                                                            IFIISettings(steps=1)),
+         ("image", "(1, 3, 0, 8)", "(B, 3, H, W)")),
+    Case("sr1 scale 0", lambda c: super_resolve_pixels(c[StageKind.SR1], t5(), video(), SR1Settings(scale=0, steps=1)),
+         ("scale", "0", "outside [1, 8]")),
+    Case("sr2 hand-off height 0", lambda c: latent_super_resolve(c[StageKind.SR2], c["vae"], clip(), video(),
+                                                                 SR2Settings(steps=4, height=0)),
+         ("height", "0", "outside [1, 2048]")),
+    Case("sr1 output too large", lambda c: super_resolve_pixels(c[StageKind.SR1], t5(), video(2, 600, 600),
+                                                                SR1Settings(scale=8, steps=1)),
+         ("height x scale", "4800", "outside [1, 4096]")),
+    Case("video shape", lambda c: super_resolve_pixels(c[StageKind.SR1], t5(), torch.zeros(3, 8, 8),
+                                                       SR1Settings(steps=1)),
          ("video", "(B, 3, F, H, W)", "(3, 8, 8)")),
-    Case("VAE from the wrong folder", lambda c: load_vae(c["root"] / STAGE_FOLDERS[StageKind.SR1]),
+    Case("video with 5000 frames", lambda c: vae_encode(c["vae"], torch.zeros(1, 3, 5000, 8, 8)),
+         ("video (frames)", "5000", "outside [1, 4096]")),
+    Case("a model where the VAE belongs", lambda c: vae_encode(c[StageKind.SR2], video(1, 16, 16)),
+         ("vae", "Stage", "the AutoencoderKL of show-1-sr2", "Show1VAELoader")),
+    Case("VAE from the wrong folder", lambda c: load_vae(c["root"] / StageKind.SR1.folder),
          ("show-1-sr1", "no vae", "select the show-1-sr2 folder"), ModelLoadError),
     Case("stage folder missing", lambda c: load_stage(c["root"] / "nowhere"),
          ("nowhere", "is not a folder", "downloaded Show-1 stage folder"), ModelLoadError),
+    Case("stage folder with a broken config", lambda c: load_stage(c["broken"]),
+         ("unet/config.json is broken", "not valid JSON", "re-download"), ModelLoadError),
     Case("truncated embeddings", lambda c: load_conditioning(c["truncated"]),
          ("truncated", "save the embeddings again with Show1SaveEmbeds"), ModelLoadError),
     Case("not an embeddings file", lambda c: load_conditioning(c["not_embeds"]),
          ("not a Show-1 embeddings file", "Show1SaveEmbeds"), ModelLoadError),
-    Case("prompt not text", lambda c: __import__("show1_core.text", fromlist=["x"]).encode_prompt(c["t5"], 42),
-         ("prompt", "int", "a prompt is text")),
+    Case("prompt not text", lambda c: encode_prompt(c["t5"], 42), ("prompt", "int", "a prompt is text")),
 ]
 
 # --- nodes ------------------------------------------------------------------------------------------
@@ -227,7 +258,27 @@ NODES = [
     Case("VAE encode posterior", lambda c: encode(c, posterior="median"),
          ("Show1VAEEncode: posterior", "'median'", "mean, sample")),
     Case("VAE encode width 0", lambda c: encode(c, width=0),
-         ("Show1VAEEncode: width", "0", "outside [64, 2048]")),
+         ("Show1VAEEncode: width", "0", "outside [1, 2048]")),
+    Case("a model wired where the VAE belongs", lambda c: encode(c, vae=c["loaded"]["sr2"]),
+         ("Show1VAEEncode: vae", "got Show1Model", "connect the show-1-sr2 VAE from Show1VAELoader")),
+    Case("a VAE wired where the model belongs", lambda c: sampler(c, model=c["loaded"]["vae"]),
+         ("Show1KeyframeSampler: model", "got Show1VAE", "Show1ModelLoader")),
+    Case("text wired where the embeddings belong", lambda c: sampler(c, cond="a cat"),
+         ("Show1KeyframeSampler: cond", "got str", "Show1TextEncode")),
+    Case("weight dtype bogus", lambda c: run_node(c, "Show1ModelLoader", model="show-1-base (base)", dtype="auto",
+                                                  offload="stage", weight_dtype="fp4"),
+         ("Show1ModelLoader: weight_dtype", "'fp4'", "fp8_e4m3fn")),
+    Case("no text encoder connected", lambda c: run_node(c, "Show1TextEncode", prompt="x", negative_prompt="",
+                                                         pixel_negative_prompt="", clean_caption=False),
+         ("Show1TextEncode: text_encoder / t5", "neither is connected", "CLIPLoader")),
+    Case("a CLIP without T5", lambda c: run_node(c, "Show1TextEncode", t5=object(), prompt="x", negative_prompt="",
+                                                 pixel_negative_prompt="", clean_caption=False),
+         ("Show1TextEncode: t5", "holds no T5-XXL", "type pixart")),
+    Case("IF-II input of another stage", lambda c: run_node(c, "Show1PixelUpscale", model=c["loaded"]["sr1"],
+                                                            cond=c["loaded"]["cond"], frames=torch.rand(2, 8, 12, 3),
+                                                            scale=4, steps=1, guidance=7.0, noise_level=250, seed=0,
+                                                            if_ii=c["loaded"]["base"]),
+         ("Show1PixelUpscale: if_ii", "keyframes (show-1-base)", "IF-II-L-v1.0")),
     Case("latent interpolator overlap", lambda c: latent_interp(c, overlap=4),
          ("Show1LatentInterpolator: overlap", "4", "smaller than window (4)")),
     Case("latent interpolator strength x steps", lambda c: latent_interp(c, strength=0.3, steps=3),
@@ -278,8 +329,8 @@ CLI = [
     Case("--frames 0", flags("--frames", 0), ("--frames", "0", "outside [1, 64]")),
     Case("--frames 1000", flags("--frames", 1000), ("--frames", "1000", "outside [1, 64]")),
     Case("--height off the multiple", flags("--height", 15), ("--height", "15", "multiple of 2", "use 14 or 16")),
-    Case("--width 0", flags("--width", 0), ("--width", "0", "positive integer")),
-    Case("--height 4000", flags("--height", 4000), ("--height", "4000", "at most 1024")),
+    Case("--width 0", flags("--width", 0), ("--width", "0", "outside [1, 1024]")),
+    Case("--height 4000", flags("--height", 4000), ("--height", "4000", "outside [1, 1024]")),
     Case("--sr1-scale 0", flags("--sr1-scale", 0), ("--sr1-scale", "0", "outside [1, 8]")),
     Case("--sr1-scale 9", flags("--sr1-scale", 9), ("--sr1-scale", "9", "outside [1, 8]")),
     Case("--keyframe-steps 0", flags("--keyframe-steps", 0), ("--keyframe-steps", "0", "outside [1, 1000]")),
@@ -292,12 +343,20 @@ CLI = [
     Case("--keyframe-guidance inf", flags("--keyframe-guidance", "inf"), ("--keyframe-guidance", "inf", "not finite")),
     Case("--sr2-guidance nan", flags("--sr2-guidance", "nan"), ("--sr2-guidance", "nan", "not finite")),
     Case("--interp-guidance -1", flags("--interp-guidance", -1), ("--interp-guidance", "-1", "outside [0, 100]")),
-    Case("--sr2-height 0", flags("--sr2-height", 0), ("--sr2-height", "0", "positive integer")),
+    Case("--sr2-height 0", flags("--sr2-height", 0), ("--sr2-height", "0", "outside [1, 2048]")),
     Case("--sr2-width off the VAE", flags("--sr2-width", 100), ("--sr2-width", "100", "multiple of 8", "96 or 104")),
     Case("sr1 size off the model", flags("--width", 23, "--height", 16, "--sr1-scale", 1),
          ("--width", "23", "multiple of 2")),
     Case("--device cuda", flags("--device", "cuda"), ("--device", "'cuda'", "no CUDA GPU", "--device cpu")),
     Case("--device foo", flags("--device", "foo"), ("--device", "'foo'", "use auto, cpu, cuda")),
+    Case("--device cpu:7", flags("--device", "cpu:7"), ("--device", "'cpu:7'", "one CPU device", "use cpu")),
+    Case("--weight-dtype fp4", flags("--weight-dtype", "fp4"), ("--weight-dtype", "'fp4'", "fp8_e4m3fn")),
+    Case("--frames 1 with interpolation after it", flags("--frames", 1),
+         ("--frames", "1 keyframe", "pixel interpolation needs at least 2", "--last-stage keyframes")),
+    Case("--models with a broken stage folder", flags("--models", "{tmp}/broken_models"),
+         ("--models", "show-1-base", "is broken", "not valid JSON")),
+    Case("--models with more than the device holds", lambda c: too_big(c),
+         ("needs about", "GiB", "free", "it fits with --weight-dtype"), ),
     Case("--t5-device foo", flags("--t5-device", "foo"), ("--t5-device", "'foo'", "use auto, cpu, cuda")),
     Case("--dtype fp8", flags("--dtype", "fp8"), ("--dtype", "'fp8'", "bf16", "fp32")),
     Case("--offload bogus", flags("--offload", "bogus"), ("--offload", "'bogus'", "keep", "window")),
@@ -315,8 +374,27 @@ CLI = [
     Case("--models missing", flags("--models", "{tmp}/no-such-folder"),
          ("--models", "no-such-folder", "is not a folder", "leave --models out")),
     Case("--models without stages", flags("--models", "{tmp}/empty"),
-         ("--models", "empty", "has no folder for show-1-base", "python -m show1_core download")),
+         ("--models", "empty", "no folder for show-1-base", "python -m show1_core download")),
 ]
+
+
+def too_big(c):
+    """The demo cascade against a device with room for its fp8 weights but not its fp16 ones."""
+    from show1_core import headless, options
+    from show1_core.precision import WEIGHT_DTYPES, Precision
+
+    folders = headless.find_folders(None, False, "sr2")
+    settings = options.base_settings(True)
+    cpu = torch.device("cpu")
+
+    def peak(weights):
+        return headless.cascade_plan(folders, settings, Precision(torch.float32, WEIGHT_DTYPES[weights]), cpu,
+                                     cpu).peak("keep")
+
+    free = (peak("fp8_e4m3fn") + peak("fp16")) // 2
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(headless, "free_bytes", lambda device: free)
+        return flags()(c)
 
 
 def _out(c, name):
@@ -335,6 +413,11 @@ def ctx(demo, demo_root, nodes, loaded, pack, tmp_path_factory, monkeypatch_modu
     tmp = tmp_path_factory.mktemp("bad_inputs")
     (tmp / "afile").write_text("not a folder")
     (tmp / "empty").mkdir()
+    import shutil
+
+    broken = tmp / "broken_models" / "show-1-base"
+    shutil.copytree(demo_root / "show-1-base", broken, ignore=shutil.ignore_patterns("*.bin", "*.safetensors"))
+    (broken / "unet" / "config.json").write_text("{broken")
     cache = tmp / "cache"
     (cache / "show1").mkdir(parents=True)
     (cache / "show1" / "demo-weights").symlink_to(demo_root)  # the CLI's demo weights, without writing them again
@@ -356,8 +439,9 @@ def ctx(demo, demo_root, nodes, loaded, pack, tmp_path_factory, monkeypatch_modu
     unets = [s.unet for s in demo.values() if hasattr(s, "unet")] + [m.stage.unet for m in loaded.values()
                                                                    if hasattr(m, "stage")]
     return {**demo, "root": demo_root, "nodes": nodes, "loaded": loaded, "tmp": tmp, "truncated": truncated,
+            "broken": broken,
             "not_embeds": not_embeds, "escape": "escape.safetensors", "clip_only": clip_only, "unets": unets,
-            "t5": demo["t5"], "outputs": pack.nodes.comfy.output_directory(), "node_error": pack.nodes.common.Show1NodeError}
+            "t5": demo["t5"], "outputs": pack.nodes.comfy.output_directory(), "node_error": pack.nodes.declare.Show1NodeError}
 
 
 @pytest.fixture(scope="module")
@@ -368,16 +452,18 @@ def monkeypatch_module():
 
 
 class UNetCalls:
-    def __init__(self, unets):
-        self.count = 0
-        self.handles = [u.register_forward_pre_hook(self.hit) for u in unets]
+    """Counts the calls of every Show-1 UNet in the process (the CLI loads its own)."""
 
-    def hit(self, *args):
-        self.count += 1
+    def __init__(self, unets=()):
+        self.count = 0
+        self.handle = torch.nn.modules.module.register_module_forward_pre_hook(self.hit)
+
+    def hit(self, module, args):
+        if type(module).__name__ == "Show1UNet":
+            self.count += 1
 
     def close(self):
-        for h in self.handles:
-            h.remove()
+        self.handle.remove()
 
 
 def files_under(*folders) -> set[Path]:
@@ -418,7 +504,7 @@ def test_nodes(ctx, case):
 
 @pytest.mark.parametrize("case", CLI, ids=lambda c: c.id)
 def test_cli(ctx, case, capsys):
-    calls, before = UNetCalls(ctx["unets"]), files_under(ctx["tmp"])
+    calls, before = UNetCalls(), files_under(ctx["tmp"])
     try:
         status, out = case.call(ctx)
     finally:
@@ -430,17 +516,18 @@ def test_cli(ctx, case, capsys):
     assert_names(lines[0], case.names)
     assert not out.exists() or out.is_dir()
     assert files_under(ctx["tmp"]) == before, "nothing may be written"
+    assert calls.count == 0, "the check must come before any UNet call"
 
 
 def test_widget_values_are_refused_at_queue_time_with_the_same_words(ctx):
-    """VALIDATE_INPUTS (what /prompt runs) and run() share their checks."""
+    """validate_inputs (what /prompt runs) and run() share their checks."""
     nodes = ctx["nodes"]
-    message = nodes["Show1KeyframeSampler"].VALIDATE_INPUTS(model=None, cond=None, num_frames=2, width=24, height=16,
+    message = nodes["Show1KeyframeSampler"].validate_inputs(model=None, cond=None, num_frames=2, width=24, height=16,
                                                             steps=0, guidance=9.0, seed=0, fps=2.0)
     with pytest.raises(ctx["node_error"]) as e:
         sampler(ctx, steps=0)
     assert message == str(e.value)
-    assert "offload: 'bogus'" in nodes["Show1ModelLoader"].VALIDATE_INPUTS(model="show-1-base", dtype="auto",
+    assert "offload: 'bogus'" in nodes["Show1ModelLoader"].validate_inputs(model="show-1-base", dtype="auto",
                                                                           offload="bogus")
 
 
@@ -452,7 +539,7 @@ def test_a_stage_output_with_nan_stops_the_run(ctx, monkeypatch):
     monkeypatch.setattr(sampling.Denoiser, "__call__", lambda self, *a, **k: real(self, *a, **k) * float("nan"))
     with pytest.raises(InputError, match=r"keyframes output: \d+ of \d+ values are NaN or infinite; keyframes "
                                          r"produced them.*load the models in bf16 or fp32"):
-        generate_keyframes(ctx[StageKind.BASE], t5(), 2, 16, 16, steps=2)
+        generate_keyframes(ctx[StageKind.BASE], t5(), kf_settings(steps=2))
 
 
 def test_out_of_memory_names_the_levers(ctx, monkeypatch, capsys):
@@ -468,7 +555,7 @@ def test_out_of_memory_names_the_levers(ctx, monkeypatch, capsys):
     assert err.startswith("error: out of memory") and "--offload window" in err and "fewer --frames" in err
     assert not out.exists()
     monkeypatch.setattr(ctx["nodes"]["Show1KeyframeSampler"], "execute",
-                        lambda self, **k: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError("CUDA out of memory.")))
+                        lambda **k: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError("CUDA out of memory.")))
     with pytest.raises(ctx["node_error"], match=r"^Show1KeyframeSampler: out of memory on cpu .*offload to 'window'"):
         sampler(ctx)
 
@@ -535,6 +622,65 @@ def test_interrupt_inside_a_node_propagates_writes_nothing_and_the_next_run_succ
     monkeypatch.setattr(pack.nodes.comfy, "check_interrupt", lambda: None)
     frames, _ = sampler(ctx, steps=2)
     assert frames.shape == (2, 16, 24, 3) and torch.isfinite(frames).all()
+
+
+def test_cancel_is_checked_before_every_unet_call(ctx):
+    """A latent step covers every window and both halves of the guidance pair; Cancel stops the next
+    UNet call, not the next step."""
+    from show1_core.context import RunContext
+
+    calls = UNetCalls()
+
+    def cancel():
+        if calls.count >= 3:
+            raise Cancelled
+
+    settings = LatentInterpolationSettings(frames_between=9, steps=4, window=4, overlap=1)
+    try:
+        with pytest.raises(Cancelled):
+            interpolate_latents(ctx[StageKind.SR2], clip(), latents(3), settings, RunContext(cancel=cancel))
+    finally:
+        calls.close()
+    # 19 frames in windows of 4 -> 6 windows x 2 halves = 12 UNet calls a step; it stopped after 3
+    assert calls.count == 3
+
+
+# --- silent changes are told -----------------------------------------------------------------------
+
+LONG_PROMPT = " ".join(["a panda eating bamboo in a forest"] * 12)
+
+
+def test_a_prompt_cut_to_77_tokens_and_an_empty_prompt_are_told_once_each(ctx):
+    from show1_core.context import RunContext
+
+    heard = []
+    encode_prompt(ctx["t5"], LONG_PROMPT, ctx=RunContext(on_warning=heard.append))
+    assert len(heard) == 1 and heard[0].startswith("prompt: longer than the 77 tokens T5 reads; dropped: ")
+    heard.clear()
+    encode_prompt(ctx["clip"], "   ", ctx=RunContext(on_warning=heard.append))
+    assert heard == ["prompt: empty, so CLIP encodes no text; the video follows no description"]
+    heard.clear()
+    encode_prompt(ctx["t5"], "a cat", "", ctx=RunContext(on_warning=heard.append))
+    assert heard == [], "an empty negative prompt is the published default, not a change"
+
+
+def test_the_cli_tells_warnings_on_stderr(ctx, capsys):
+    out = ctx["tmp"] / "warned.mp4"
+    assert cli.main(["generate", "--prompt", LONG_PROMPT, "--out", str(out), "--last-stage", "keyframes",
+                     "--keyframe-steps", "1"]) == 0
+    err = capsys.readouterr().err
+    assert len([line for line in err.splitlines() if line.startswith("warning: prompt: longer than")]) == 1
+    out.unlink()
+
+
+def test_a_first_frame_of_another_aspect_is_told_on_the_node(ctx, pack, monkeypatch):
+    heard = []
+    monkeypatch.setattr(pack.nodes.comfy, "warn", heard.append)
+    run_node(ctx, "Show1PixelUpscale", model=ctx["loaded"]["sr1"], cond=ctx["loaded"]["cond"],
+             frames=torch.rand(2, 8, 12, 3), scale=2, steps=1, guidance=7.0, noise_level=250, seed=0,
+             first_frame=torch.rand(1, 30, 30, 3))
+    assert heard == ["first_frame: 30x30 is stretched to 24x16 (another aspect ratio); give a first frame of the "
+                     "output's aspect to avoid it"]
 
 
 # --- memory -----------------------------------------------------------------------------------------

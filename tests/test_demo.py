@@ -8,13 +8,14 @@ import json
 import torch
 
 from show1_core.demo import is_demo_folder, write_demo_models
-from show1_core.loading import STAGE_FOLDERS, StageKind, inspect_stage
+from show1_core.folders import inspect_stage
+from show1_core.stage import StageKind
 from show1_core.weights import iter_tensors
 
 
 def test_all_five_stages_in_hub_layout(demo_root):
-    for kind, name in STAGE_FOLDERS.items():
-        folder = demo_root / name
+    for kind in StageKind:
+        folder = demo_root / kind.folder
         info = inspect_stage(folder)
         assert info.kind is kind and is_demo_folder(folder)
         assert (folder / "model_index.json").is_file() and (folder / "scheduler" / "scheduler_config.json").is_file()

@@ -7,7 +7,7 @@ from huggingface_hub.utils import GatedRepoError
 
 from show1_core.download import check_online, download_stages, select_files
 from show1_core.errors import Show1Error
-from show1_core.loading import StageKind
+from show1_core.stage import StageKind
 
 # show-1-base as the hub lists it: the UNet as one .bin, T5-XXL as two .bin shards and their index.
 BASE_REPO = [
@@ -61,8 +61,7 @@ def test_what_download_fetches_is_what_the_loader_reads(tmp_path, demo_root):
     """The selection, applied to a demo stage's own files, keeps exactly the weights the loader opens."""
     import shutil
 
-    from show1_core.loading import load_stage
-    from show1_core.text import load_text_encoder
+    from show1_core.loading import load_stage, load_text_encoder
 
     source = demo_root / "show-1-base"
     files = sorted(str(p.relative_to(source)) for p in source.rglob("*") if p.is_file())

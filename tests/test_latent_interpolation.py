@@ -6,10 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from show1_core.loading import StageKind
-from show1_core.sampling import WindowedDenoiser, blend_weights, frame_windows
-from show1_core.stages import even_anchors, interpolate_latents
+from show1_core.sampling import WindowedDenoiser, blend_weights, windows
+from show1_core.settings import LatentInterpolationSettings as Settings
+from show1_core.stage import StageKind
+from show1_core.stages import Anchors, interpolate_latents
 from show1_core.text import encode_prompt
+
+
+def frame_windows(frames, window, overlap):
+    return windows(frames, window, window - overlap)
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +31,10 @@ def latent_keyframes(k, seed=0):
 ])
 def test_anchors_equal_the_keyframes_exactly(demo, clip, k, between, anchors, strength):
     kf = latent_keyframes(k)
-    kwargs = {"frames_between": between} if anchors is None else {"anchors": anchors, "num_frames": anchors[-1] + 3}
-    out = interpolate_latents(demo[StageKind.SR2], clip, kf, steps=4, strength=strength, seed=1, **kwargs)
-    idx = anchors if anchors is not None else even_anchors(k, between)
+    settings = Settings(frames_between=between if between is not None else 7, steps=4, strength=strength, seed=1)
+    layout = None if anchors is None else Anchors(tuple(anchors), anchors[-1] + 3)
+    out = interpolate_latents(demo[StageKind.SR2], clip, kf, settings, anchors=layout)
+    idx = anchors if anchors is not None else list(Anchors.even(k, between).indices)
     frames = (idx[-1] + 1) if anchors is None else anchors[-1] + 3
     assert out.shape == (1, 4, frames, 4, 6)
     assert torch.equal(out[:, :, idx], kf)
@@ -38,7 +44,8 @@ def test_anchors_equal_the_keyframes_exactly(demo, clip, k, between, anchors, st
 
 def test_seeded(demo, clip):
     kf = latent_keyframes(3)
-    run = lambda seed: interpolate_latents(demo[StageKind.SR2], clip, kf, frames_between=3, steps=3, seed=seed)
+    run = lambda seed: interpolate_latents(demo[StageKind.SR2], clip, kf, Settings(frames_between=3, steps=3,  # noqa
+                                                                                  seed=seed))
     a, b, c = run(4), run(4), run(5)
     assert torch.equal(a, b) and not torch.allclose(a, c)
 
@@ -46,17 +53,17 @@ def test_seeded(demo, clip):
 def test_strength_starts_from_the_time_blend(demo, clip):
     """With a small strength the in-between frames stay close to the linear blend of the anchors."""
     kf = torch.stack([torch.full((4, 4, 6), -1.0), torch.full((4, 4, 6), 1.0)], dim=1)[None]
-    gentle = interpolate_latents(demo[StageKind.SR2], clip, kf, frames_between=3, steps=20, strength=0.05, seed=0,
-                                 guidance=1.0)
+    gentle = interpolate_latents(demo[StageKind.SR2], clip, kf, Settings(frames_between=3, steps=20, strength=0.05,
+                                                                         seed=0, guidance=1.0))
     middle = gentle[:, :, 2].mean()
     assert abs(float(middle)) < 0.3 and float(gentle[:, :, 1].mean()) < float(gentle[:, :, 3].mean())
 
 
 def test_windows_cover_and_blend_weights_are_positive():
     for frames in range(1, 50):
-        windows = frame_windows(frames, 8, 3)
+        parts = frame_windows(frames, 8, 3)
         covered = set()
-        for w in windows:
+        for w in parts:
             assert w.stop - w.start <= 8
             covered.update(range(w.start, w.stop))
         assert covered == set(range(frames))
@@ -88,8 +95,8 @@ def test_memory_is_set_by_the_window(demo, clip):
     seen = []
     handle = unet.register_forward_pre_hook(lambda m, args: seen.append(tuple(args[0].shape)))
     try:
-        out = interpolate_latents(demo[StageKind.SR2], clip, latent_keyframes(6), frames_between=9, steps=2,
-                                  window=8, overlap=2)
+        out = interpolate_latents(demo[StageKind.SR2], clip, latent_keyframes(6),
+                                  Settings(frames_between=9, steps=2, window=8, overlap=2))
     finally:
         handle.remove()
     assert out.shape[2] == 51

@@ -12,8 +12,11 @@ import torch
 
 from conftest import fixture_model, needs_parity
 from show1_core.errors import ModelLoadError
-from show1_core.loading import StageKind, inspect_stage, load_stage, load_vae
-from show1_core.text import load_text_encoder
+from show1_core.folders import inspect_stage
+from show1_core.loading import load_stage, load_text_encoder, load_vae
+from show1_core.precision import Precision
+from show1_core.settings import SR1Settings
+from show1_core.stage import StageKind
 from show1_core.weights import choose_files, iter_tensors
 
 pytestmark = needs_parity
@@ -51,6 +54,25 @@ def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+def diffusers_vae(ours: torch.nn.Module):
+    """diffusers' own AutoencoderKL holding our weights (it writes the layouts users have)."""
+    from diffusers import AutoencoderKL
+
+    model = AutoencoderKL.from_config(json.loads((fixture_model("sr2") / "vae" / "config.json").read_text()))
+    model.load_state_dict(ours.state_dict(), strict=True)
+    return model
+
+
+def transformers_t5(ours: torch.nn.Module):
+    """transformers' own T5EncoderModel holding our weights (its embed_tokens is tied to shared)."""
+    from transformers import T5Config, T5EncoderModel
+
+    model = T5EncoderModel(T5Config.from_pretrained(str(fixture_model("base") / "text_encoder")))
+    missing, unexpected = model.load_state_dict(ours.state_dict(), strict=False)
+    assert set(missing) <= {"encoder.embed_tokens.weight"} and not unexpected
+    return model
+
+
 LAYOUTS = [(safe, variant, shards) for safe in (True, False) for variant in (None, "fp16") for shards in (False, True)]
 
 
@@ -60,7 +82,7 @@ def test_every_diffusers_layout_loads(tmp_path, safe, variant, sharded):
     reference = load_vae(fixture_model("sr2"))
     folder = tmp_path / "show-1-sr2"
     shutil.copytree(fixture_model("sr2"), folder, ignore=shutil.ignore_patterns("vae"))
-    reference.save_pretrained(str(folder / "vae"), safe_serialization=safe, variant=variant,
+    diffusers_vae(reference).save_pretrained(str(folder / "vae"), safe_serialization=safe, variant=variant,
                               max_shard_size="200KB" if sharded else "10GB")
     names = sorted(p.name for p in (folder / "vae").iterdir())
     assert any("-of-" in n for n in names) == sharded
@@ -76,13 +98,14 @@ def test_every_transformers_layout_loads(tmp_path, safe, variant, sharded):
     shutil.copytree(fixture_model("base"), folder, ignore=shutil.ignore_patterns("text_encoder"))
     target = folder / "text_encoder"
     size = "40KB" if sharded else "10GB"
-    if safe or "safe_serialization" not in inspect.signature(reference.save_pretrained).parameters:
+    writer = transformers_t5(reference)
+    if safe or "safe_serialization" not in inspect.signature(writer.save_pretrained).parameters:
         if not safe:
             pytest.skip("this transformers release writes only safetensors; .bin layouts are covered by the "
                         "parity fixtures and test_every_bin_layout_of_transformers_loads")
-        reference.save_pretrained(str(target), variant=variant, max_shard_size=size)
+        writer.save_pretrained(str(target), variant=variant, max_shard_size=size)
     else:
-        reference.save_pretrained(str(target), variant=variant, max_shard_size=size, safe_serialization=False)
+        writer.save_pretrained(str(target), variant=variant, max_shard_size=size, safe_serialization=False)
     assert any("-of-" in p.name for p in target.iterdir()) == sharded
     assert same_weights(load_text_encoder(folder, variant=variant).model, reference)
 
@@ -127,7 +150,7 @@ def test_safetensors_are_preferred_and_the_default_names_before_a_variant(sr1_co
     save_file({k: t.contiguous() for k, t in state.items()}, str(folder / "unet" / "diffusion_pytorch_model.safetensors"))
     torch.save(zeros, weights)  # a distinguishable .bin beside it
     save_file(zeros, str(folder / "unet" / "diffusion_pytorch_model.fp16.safetensors"))
-    default = load_stage(folder, dtype=torch.bfloat16)
+    default = load_stage(folder, Precision(torch.bfloat16))
     assert all(p.dtype == torch.bfloat16 for p in default.unet.parameters())
     assert any(float(p.abs().sum()) > 0 for p in default.unet.parameters())
     variant = load_stage(folder, variant="fp16")
@@ -311,7 +334,7 @@ def test_any_scheduler_diffusers_offers_for_the_model_drives_a_stage(sr1_copy, n
     assert type(stage.scheduler()).__name__ == name
     embeds = PromptEmbeddings(torch.randn(1, 77, 32), torch.randn(1, 77, 32), "t5")
     video = torch.rand(1, 3, 2, 4, 6) * 2 - 1
-    out = super_resolve_pixels(stage, embeds, video, steps=3, seed=0)
+    out = super_resolve_pixels(stage, embeds, video, SR1Settings(steps=3, seed=0))
     assert out.shape == (1, 3, 2, 16, 24) and torch.isfinite(out).all()
 
 

@@ -15,19 +15,32 @@ EXPECTED_NODES = {
 }
 
 
-def test_every_node_is_declared_for_comfyui(pack, nodes):
-    assert set(nodes) == EXPECTED_NODES
-    assert set(pack.NODE_DISPLAY_NAME_MAPPINGS) == EXPECTED_NODES and pack.WEB_DIRECTORY == "./web"
-    for name, cls in nodes.items():
-        assert cls.CATEGORY.startswith("Show-1/") and cls.DESCRIPTION and cls.FUNCTION == "run", name
-        spec = cls.INPUT_TYPES()
-        for section in ("required", "optional"):
-            for input_name, (kind, options) in spec.get(section, {}).items():
-                assert options.get("tooltip"), f"{name}.{input_name} has no tooltip"
-        for attr in ("VALIDATE_INPUTS", "IS_CHANGED"):
-            if hasattr(cls, attr):
-                static = next(k.__dict__[attr] for k in cls.__mro__ if attr in k.__dict__)
-                assert isinstance(static, classmethod), f"{name}.{attr} must be a classmethod"
+def test_every_node_is_declared_once(pack, nodes):
+    assert set(nodes) == EXPECTED_NODES and pack.WEB_DIRECTORY == "./web"
+    assert callable(pack.comfy_entrypoint) and not hasattr(pack, "NODE_CLASS_MAPPINGS"), "V3 only"
+    for name, node in nodes.items():
+        assert node.id == name and node.category.startswith("Show-1/") and node.description and node.display_name
+        inputs = node.inputs()
+        assert len({i.name for i in inputs}) == len(inputs)
+        for declared in inputs:
+            assert declared.tooltip, f"{name}.{declared.name} has no tooltip"
+            if declared.type in ("INT", "FLOAT"):
+                assert declared.rule is not None and declared.rule.widget_min <= declared.default <= declared.rule.max
+
+
+def test_widget_limits_and_defaults_come_from_the_settings(pack, nodes):
+    """Nothing is declared twice: a node's numbers are its stage's settings and their rules."""
+    settings_module = pack.show1_core.settings  # the pack's own copy of the library
+    KeyframeSettings, LatentSRSettings, SR1Settings = (settings_module.KeyframeSettings,
+                                                       settings_module.LatentSRSettings, settings_module.SR1Settings)
+
+    for node, settings, names in (("Show1KeyframeSampler", KeyframeSettings, ("num_frames", "steps", "guidance")),
+                                  ("Show1PixelUpscale", SR1Settings, ("scale", "steps", "noise_level")),
+                                  ("Show1LatentUpscale", LatentSRSettings, ("strength", "steps", "guidance"))):
+        for name in names:
+            declared, field = nodes[node].input(name), settings.describe(name)
+            assert (declared.default, declared.rule, declared.tooltip) == (
+                field.default, field.metadata["rule"], field.metadata["help"]), (node, name)
 
 
 def test_root_module_imports_outside_a_package():
@@ -39,16 +52,16 @@ def test_root_module_imports_outside_a_package():
     spec = importlib.util.spec_from_file_location("__init__", Path(__file__).parents[1] / "__init__.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert module.NODE_CLASS_MAPPINGS == {} and module.WEB_DIRECTORY == "./web"
+    assert module.NODES == {} and module.WEB_DIRECTORY == "./web"
 
 
 def test_model_combo_shows_the_stage_recognised_from_configs(nodes):
-    choices = nodes["Show1ModelLoader"].INPUT_TYPES()["required"]["model"][0]
+    choices = nodes["Show1ModelLoader"].input("model").options()
     assert choices == sorted(["IF-II-L-v1.0 (if_ii)", "show-1-base (base)", "show-1-interpolation (interpolation)",
                               "show-1-sr1 (sr1)", "show-1-sr2 (sr2)"])
-    assert nodes["Show1VAELoader"].INPUT_TYPES()["required"]["model"][0] == ["show-1-sr2 (sr2)"]
-    assert nodes["Show1ModelLoader"].VALIDATE_INPUTS(model="show-1-base") is True  # bare folder names, for API users
-    message = nodes["Show1ModelLoader"].VALIDATE_INPUTS(model="show-1-missing")
+    assert nodes["Show1VAELoader"].input("model").options() == ["show-1-sr2 (sr2)"]
+    assert nodes["Show1ModelLoader"].validate_inputs(model="show-1-base") is True  # bare folder names, for API users
+    message = nodes["Show1ModelLoader"].validate_inputs(model="show-1-missing")
     assert "'show-1-missing' is not a folder holding a Show-1 stage" in message and "download" in message
 
 
@@ -93,16 +106,16 @@ def test_hybrid_route_keeps_the_keyframes(nodes, loaded):
 
 def test_embeddings_round_trip_without_t5(nodes, loaded):
     node(nodes, "Show1SaveEmbeds").run(cond=loaded["cond"], name="lighthouse")
-    assert "lighthouse.safetensors" in nodes["Show1LoadEmbeds"].INPUT_TYPES()["required"]["name"][0]
+    assert "lighthouse.safetensors" in nodes["Show1LoadEmbeds"].input("name").options()
     cond = node(nodes, "Show1LoadEmbeds").run(name="lighthouse.safetensors")[0]
     assert torch.equal(cond.t5.positive, loaded["cond"].t5.positive)
     assert torch.equal(cond.clip.negative, loaded["cond"].clip.negative)
     assert cond.prompt == "a lighthouse in a storm" and cond.negative_prompt == "low resolution, blur"
-    assert "not a plain file name" in nodes["Show1SaveEmbeds"].VALIDATE_INPUTS(name="../escape")
+    assert "not a plain file name" in nodes["Show1SaveEmbeds"].validate_inputs(name="../escape")
 
 
 def test_errors_name_the_node_the_input_and_the_fix(pack, nodes, loaded):
-    error = pack.nodes.common.Show1NodeError
+    error = pack.nodes.declare.Show1NodeError
     with pytest.raises(error, match=r"^Show1KeyframeSampler: model: got pixel interpolation .*needs keyframes "
                                     r"\(show-1-base\); load that stage folder instead"):
         node(nodes, "Show1KeyframeSampler").run(model=loaded["interp"], cond=loaded["cond"], num_frames=2, width=24,
@@ -118,6 +131,6 @@ def test_errors_name_the_node_the_input_and_the_fix(pack, nodes, loaded):
     with pytest.raises(error, match=r"^Show1FrameDecode: latent: 16-channel latents; .*Show1VAEEncode"):
         node(nodes, "Show1FrameDecode").run(vae=loaded["vae"], latent={"samples": torch.zeros(1, 16, 2, 8, 8)},
                                             frames_per_chunk=8, tile=False)
-    message = nodes["Show1LatentInterpolator"].VALIDATE_INPUTS(window=4, overlap=4)
+    message = nodes["Show1LatentInterpolator"].validate_inputs(window=4, overlap=4)
     assert message.startswith("Show1LatentInterpolator: overlap: 4 must be smaller than window (4)")
-    assert "choose a T5" in nodes["Show1TextEncoderLoader"].VALIDATE_INPUTS(t5_model="none", clip_model="none")
+    assert "choose a T5" in nodes["Show1TextEncoderLoader"].validate_inputs(t5_model="none", clip_model="none")

@@ -1,4 +1,4 @@
-"""Every case of the public reference-parity set, through show1_core.parity (one test per case)."""
+"""Every case of the public reference-parity set, through tests/parity_adapter.py (one test per case)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ CASES = [c["id"] for c in (parity_manifest() or {"cases": []})["cases"]]
 @needs_parity
 @pytest.mark.parametrize("case_id", CASES)
 def test_case_matches_reference(case_id, checker):
-    from show1_core.parity import run_case
+    from parity_adapter import run_case
 
     case = next(c for c in parity_manifest()["cases"] if c["id"] == case_id)
     inputs = checker.load_tensors(PARITY_DIR, case.get("inputs_tensors", {}))
@@ -30,7 +30,7 @@ def test_case_matches_reference(case_id, checker):
 
 @needs_parity
 def test_unknown_kind_is_not_implemented():
-    from show1_core.parity import run_case
+    from parity_adapter import run_case
 
     with pytest.raises(NotImplementedError):
         run_case({"kind": "something_new"}, {}, PARITY_DIR)

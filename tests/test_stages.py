@@ -12,11 +12,15 @@ import pytest
 import torch
 
 from conftest import ROOT
-from show1_core.cascade import CascadeModels, CascadeSettings, run_cascade
-from show1_core.loading import StageKind
+from show1_core.cascade import CascadeModels, Prompt, run_cascade
+from show1_core.context import RunContext
 from show1_core.memory import DevicePlacement, Offload
-from show1_core.stages import generate_keyframes, interpolate_keyframes, super_resolve_pixels, vae_decode, \
-    vae_encode, window_starts
+from show1_core.sampling import windows
+from show1_core.settings import CascadeSettings, IFIISettings, InterpolationSettings, KeyframeSettings, \
+    SR1Settings, VAEDecodeSettings, VAEEncodeSettings
+from show1_core.stage import StageKind
+from show1_core.stages import IFIIUpscale, generate_keyframes, interpolate_keyframes, super_resolve_pixels, \
+    vae_decode, vae_encode
 from show1_core.text import PromptEmbeddings, encode_prompt
 
 
@@ -29,20 +33,24 @@ def keyframes(k, h=8, w=12, seed=0):
     return torch.rand(1, 3, k, h, w, generator=torch.Generator().manual_seed(seed)) * 2 - 1
 
 
-def test_window_starts_cover_every_frame_and_keep_the_published_ones():
-    assert window_starts(29) == [0, 7, 14, 21]
-    assert window_starts(30) == [0, 7, 14, 21, 22]
-    assert window_starts(5) == [0]
+def starts(frames):
+    return [w.start for w in windows(frames, 8, 7)]
+
+
+def test_sr1_windows_cover_every_frame_and_keep_the_published_ones():
+    assert starts(29) == [0, 7, 14, 21]
+    assert starts(30) == [0, 7, 14, 21, 22]
+    assert starts(5) == [0]
     for frames in range(1, 70):
         covered = set()
-        for s in window_starts(frames):
-            covered.update(range(s, min(s + 8, frames)))
+        for w in windows(frames, 8, 7):
+            covered.update(range(w.start, min(w.stop, frames)))
         assert covered == set(range(frames)), frames
 
 
 def test_sr1_leaves_no_black_frames_where_the_published_loop_would(demo, t5):
     video = keyframes(10)
-    out = super_resolve_pixels(demo[StageKind.SR1], t5, video, steps=2, seed=1)
+    out = super_resolve_pixels(demo[StageKind.SR1], t5, video, SR1Settings(steps=2, seed=1))
     assert out.shape == (1, 3, 10, 32, 48)
     assert all(out[:, :, f].abs().amax() > 0.01 for f in range(10))
 
@@ -51,22 +59,24 @@ def in_float64(stage, prompt):
     """A double-precision copy, so that batched and per-window runs agree to rounding, not to float32 noise."""
     unet = copy.deepcopy(stage.unet).to(torch.float64)
     text = PromptEmbeddings(prompt.positive.double(), prompt.negative.double(), prompt.encoder)
-    return dataclasses.replace(stage, unet=unet, dtype=torch.float64), text
+    unet.compute_dtype = torch.float64
+    return dataclasses.replace(stage, unet=unet), text
 
 
 def test_batched_windows_reproduce_one_call_per_window(demo, t5):
     """Every window of the batch sees the noise the published per-window calls draw."""
     interp, text = in_float64(demo[StageKind.INTERPOLATION], t5)
     kf = keyframes(3).double()
-    together = interpolate_keyframes(interp, text, kf, steps=3, seed=7)
-    first = interpolate_keyframes(interp, text, kf[:, :, 0:2], steps=3, seed=7)
-    second = interpolate_keyframes(interp, text, kf[:, :, 1:3], steps=3, seed=7)
+    s = InterpolationSettings(steps=3, seed=7)
+    together = interpolate_keyframes(interp, text, kf, s)
+    first = interpolate_keyframes(interp, text, kf[:, :, 0:2], s)
+    second = interpolate_keyframes(interp, text, kf[:, :, 1:3], s)
     assert together.shape == (1, 3, 9, 8, 12)
     assert torch.allclose(together[:, :, 0:4], first[:, :, 0:4], atol=1e-6)
     assert torch.allclose(together[:, :, 4:9], second, atol=1e-6)
-    chunked = interpolate_keyframes(interp, text, kf, steps=3, seed=7, max_windows=1)
+    chunked = interpolate_keyframes(interp, text, kf, s.replace(max_windows=1))
     assert torch.allclose(together, chunked, atol=1e-6)
-    other_seed = interpolate_keyframes(interp, text, kf[:, :, 0:2], steps=3, seed=8)
+    other_seed = interpolate_keyframes(interp, text, kf[:, :, 0:2], s.replace(seed=8))
     assert not torch.allclose(other_seed, first, atol=1e-3)
 
 
@@ -81,16 +91,16 @@ def test_interpolation_batch_is_set_by_the_budget_not_the_keyframe_count(demo, t
     hook = interp.unet.register_forward_hook(lambda module, args, kwargs, out: batches.append(args[0].shape[0]),
                                              with_kwargs=True)
     try:
-        few = interpolate_keyframes(interp, t5, keyframes(3), steps=1, seed=7)
+        few = interpolate_keyframes(interp, t5, keyframes(3), InterpolationSettings(steps=1, seed=7))
         few_batches, batches[:] = list(batches), []
-        many = interpolate_keyframes(interp, t5, keyframes(9), steps=1, seed=7)
+        many = interpolate_keyframes(interp, t5, keyframes(9), InterpolationSettings(steps=1, seed=7))
     finally:
         hook.remove()
     assert max(few_batches) == max(batches) == 4  # two windows, guided
     assert sum(few_batches) == 2 * 2 and sum(batches) == 2 * 8  # every window, guided pair, once per step
     assert few.shape[2] == 9 and many.shape[2] == 33
     monkeypatch.undo()
-    unbounded = interpolate_keyframes(interp, t5, keyframes(9), steps=1, seed=7)
+    unbounded = interpolate_keyframes(interp, t5, keyframes(9), InterpolationSettings(steps=1, seed=7))
     # DPM-Solver's first step divides by alpha_t (~0.005 at t = 995), so the UNet's batch-size-dependent
     # rounding (~1e-7) grows to ~1e-4 there
     assert torch.allclose(many, unbounded, atol=1e-3)
@@ -98,9 +108,10 @@ def test_interpolation_batch_is_set_by_the_budget_not_the_keyframe_count(demo, t
 
 def test_keyframes_are_seeded_and_in_range(demo, t5):
     base = demo[StageKind.BASE]
-    a = generate_keyframes(base, t5, 3, 16, 24, steps=3, seed=5)
-    b = generate_keyframes(base, t5, 3, 16, 24, steps=3, seed=5)
-    c = generate_keyframes(base, t5, 3, 16, 24, steps=3, seed=6)
+    s = KeyframeSettings(3, 16, 24, steps=3, seed=5)
+    a = generate_keyframes(base, t5, s)
+    b = generate_keyframes(base, t5, s)
+    c = generate_keyframes(base, t5, s.replace(seed=6))
     assert a.shape == (1, 3, 3, 16, 24) and a.dtype == torch.float32 and a.device.type == "cpu"
     assert torch.equal(a, b) and not torch.allclose(a, c)
     # dynamic thresholding bounds x0 by 1; DPM-Solver's last step lands on timestep 0, not on x0
@@ -109,15 +120,15 @@ def test_keyframes_are_seeded_and_in_range(demo, t5):
 
 def test_progress_reports_every_step(demo, t5):
     events = []
-    generate_keyframes(demo[StageKind.BASE], t5, 2, 16, 16, steps=4, callback=events.append)
+    generate_keyframes(demo[StageKind.BASE], t5, KeyframeSettings(2, 16, 16, steps=4), RunContext(on_step=events.append))
     assert [(e.stage, e.step, e.total) for e in events] == [("keyframes", i, 4) for i in range(1, 5)]
     assert events[-1].preview.shape == (1, 3, 2, 16, 16) and events[-1].fraction == 1.0
 
 
 def test_sr1_progress_spans_if_ii_and_windows(demo, t5):
     events = []
-    super_resolve_pixels(demo[StageKind.SR1], t5, keyframes(9), steps=2, if_ii=demo[StageKind.IF_II], if_ii_steps=3,
-                         callback=events.append)
+    super_resolve_pixels(demo[StageKind.SR1], t5, keyframes(9), SR1Settings(steps=2), RunContext(on_step=events.append),
+                         IFIIUpscale(demo[StageKind.IF_II], IFIISettings(steps=3)))
     assert [e.step for e in events] == list(range(1, 3 + 2 * 2 + 1)) and events[0].total == 7
 
 
@@ -137,8 +148,8 @@ def test_cancel_stops_within_one_step(demo, t5):
 
     try:
         with pytest.raises(Cancelled):
-            generate_keyframes(demo[StageKind.BASE], t5, 2, 16, 16, steps=10, callback=done.append,
-                               check_cancel=check_cancel)
+            generate_keyframes(demo[StageKind.BASE], t5, KeyframeSettings(2, 16, 16, steps=10),
+                               RunContext(on_step=done.append, cancel=check_cancel))
     finally:
         handle.remove()
     assert len(calls) == 2
@@ -196,23 +207,25 @@ print(kept, after_window, rss())
 
 def test_vae_chunks_do_not_change_the_result(demo):
     video = keyframes(5, 32, 48)
-    whole = vae_encode(demo["vae"], video, chunk=8)
-    sliced = vae_encode(demo["vae"], video, chunk=2)
+    whole = vae_encode(demo["vae"], video, VAEEncodeSettings(frames_per_chunk=8))
+    sliced = vae_encode(demo["vae"], video, VAEEncodeSettings(frames_per_chunk=2))
     assert whole.shape == (1, 4, 5, 4, 6) and torch.allclose(whole, sliced, atol=1e-5)
-    sampled = vae_encode(demo["vae"], video, seed=3)
-    assert torch.equal(sampled, vae_encode(demo["vae"], video, seed=3)) and not torch.equal(sampled, whole)
-    decoded = vae_decode(demo["vae"], whole, chunk=3)
+    sampled = vae_encode(demo["vae"], video, VAEEncodeSettings(posterior="sample", seed=3))
+    assert torch.equal(sampled, vae_encode(demo["vae"], video, VAEEncodeSettings(posterior="sample", seed=3)))
+    assert not torch.equal(sampled, whole)
+    decoded = vae_decode(demo["vae"], whole, VAEDecodeSettings(frames_per_chunk=3))
     assert decoded.shape == (1, 3, 5, 32, 48) and torch.allclose(decoded, vae_decode(demo["vae"], whole), atol=1e-5)
 
 
 def test_cascade_records_every_stage(demo):
     models = CascadeModels(t5=demo["t5"], base=demo[StageKind.BASE], interpolation=demo[StageKind.INTERPOLATION],
                            sr1=demo[StageKind.SR1], if_ii=demo[StageKind.IF_II])
-    settings = CascadeSettings(num_frames=3, height=8, width=12, keyframe_steps=2, interp_steps=2, if_ii_steps=2,
-                               sr1_steps=2)
+    settings = CascadeSettings(seed=1, last_stage="sr1", keyframes=KeyframeSettings(3, 8, 12, steps=2),
+                               interpolation=InterpolationSettings(steps=2), if_ii=IFIISettings(steps=2),
+                               sr1=SR1Settings(steps=2))
     seen = {}
-    video = run_cascade(models, "a boat", seed=1, settings=settings, last_stage="sr1",
-                        record=lambda name, t: seen.__setitem__(name, tuple(t.shape)))
+    video = run_cascade(models, Prompt("a boat"), settings,
+                        RunContext(record=lambda name, t: seen.__setitem__(name, tuple(t.shape))))
     assert video.shape == (1, 3, 9, 32, 48)
     assert seen["base_video"] == (1, 3, 3, 8, 12) and seen["interp_video"] == (1, 3, 9, 8, 12)
     assert seen["sr1_video"] == (1, 3, 9, 32, 48) and seen["if_ii_first_frame"] == (1, 3, 32, 48)

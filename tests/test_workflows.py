@@ -10,19 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from workflows import load, problems, to_api, workflow_files
+from workflows import WORKFLOW_DIR, declared_object_info, load, problems, to_api, workflow_files
 
 BUILTIN = Path(__file__).parent / "data" / "comfyui_0.3.64_object_info.json"
 
 
 def pack_object_info(pack) -> dict:
-    """/object_info entries of the pack's nodes, as ComfyUI builds them from INPUT_TYPES."""
-    info = {}
-    for name, cls in pack.NODE_CLASS_MAPPINGS.items():
-        spec = cls.INPUT_TYPES()
-        info[name] = {"input": {k: {n: list(v) for n, v in spec.get(k, {}).items()} for k in ("required", "optional")},
-                      "output": list(cls.RETURN_TYPES), "output_node": getattr(cls, "OUTPUT_NODE", False)}
-    return info
+    return declared_object_info(pack.NODES)
 
 
 @pytest.fixture(scope="module")
@@ -79,11 +73,38 @@ def test_a_wrong_workflow_is_caught(object_info):
 
 @pytest.mark.parametrize("path", workflow_files(), ids=lambda p: p.stem)
 def test_every_show1_node_passes_its_own_validation(path, object_info, pack):
-    """What ComfyUI runs at queue time (VALIDATE_INPUTS, with links as None) accepts the shipped values."""
+    """What ComfyUI runs at queue time (validate_inputs, with links as None) accepts the shipped values."""
     prompt = to_api(load(path), object_info)
     for node_id, node in prompt.items():
-        cls = pack.NODE_CLASS_MAPPINGS.get(node["class_type"])
-        if cls is None:
+        declaration = pack.NODES.get(node["class_type"])
+        if declaration is None:
             continue
         values = {k: None if isinstance(v, list) else v for k, v in node["inputs"].items()}
-        assert cls.VALIDATE_INPUTS(**values) is True, (node_id, node["class_type"])
+        assert declaration.validate_inputs(**values) is True, (node_id, node["class_type"])
+
+
+PREVIOUS_RELEASE = sorted((Path(__file__).parent / "data" / "previous_release").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", PREVIOUS_RELEASE, ids=lambda p: p.stem)
+def test_a_workflow_saved_by_the_previous_release_loads_unchanged(path, object_info, pack):
+    """Workflows saved before the nodes were declared in V3 (and before the loaders had weight_dtype):
+    same node ids, same input names, the same widget values in the same places; the new optional
+    widgets take their defaults."""
+    workflow = load(path)
+    found = problems(workflow, object_info)
+    if path.stem == "show1_sd_keyframes_to_video":
+        found = [p for p in found if "ckpt_name" not in p]
+    assert found == []
+    old = to_api(workflow, object_info)
+    current = to_api(load(WORKFLOW_DIR / path.name), object_info)
+    assert old.keys() == current.keys()
+    for node_id, node in old.items():
+        assert node["class_type"] == current[node_id]["class_type"]
+        assert node["inputs"] == {k: v for k, v in current[node_id]["inputs"].items() if k in node["inputs"]}
+        missing = set(current[node_id]["inputs"]) - set(node["inputs"])
+        assert missing <= {"weight_dtype"}, missing
+        declaration = pack.NODES.get(node["class_type"])
+        if declaration is not None:
+            values = {k: None if isinstance(v, list) else v for k, v in node["inputs"].items()}
+            assert declaration.validate_inputs(**values) is True

@@ -1,20 +1,27 @@
 // Show-1 readout: the frame count, duration and output size of the Show-1 nodes, and the settings
 // ComfyUI would refuse, shown under each node as the graph is edited. The pack computes them (POST
-// /show1/readout, with the graph as app.graphToPrompt() gives it) with the same rules and checks
-// its nodes run, so this file holds no formula and no limit of its own. Public frontend API only:
+// /show1/readout, with the graph as app.graphToPrompt() gives it) with the same declarations and
+// checks its nodes run, and says which nodes have a readout (GET /show1/readout_nodes), so this file
+// holds no formula, no limit and no node list of its own. Public frontend API only:
 // app.registerExtension, DOM widgets, app.graphToPrompt, api.fetchApi; works in the classic canvas
 // and in the Vue node renderer ("Nodes 2.0").
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
-const READOUT_NODES = new Set([
-  "Show1KeyframeSampler", "Show1PixelInterpolate", "Show1PixelUpscale", "Show1LatentInterpolator",
-  "Show1VAEEncode", "Show1FrameDecode", "Show1LatentUpscale",
-]);
+let withReadout = new Set();
 const DEBOUNCE_MS = 150;
 
 let timer = null;
 let running = null;
+
+async function loadReadoutNodes() {
+  try {
+    const response = await api.fetchApi("/show1/readout_nodes");
+    if (response.ok) withReadout = new Set(await response.json());
+  } catch (e) {
+    console.warn("Show-1 readout:", e);
+  }
+}
 
 function readoutNodes() {
   return (app.graph?._nodes ?? []).filter((n) => n.show1Readout);
@@ -57,8 +64,11 @@ function refreshAll() {
 
 app.registerExtension({
   name: "show1.readout",
+  async init() {
+    await loadReadoutNodes();
+  },
   async nodeCreated(node) {
-    if (!READOUT_NODES.has(node.comfyClass ?? node.type)) return;
+    if (!withReadout.has(node.comfyClass ?? node.type)) return;
     const el = document.createElement("div");
     el.className = "show1-readout";
     el.style.cssText = "font: 12px monospace; padding: 2px 6px; white-space: normal;";

@@ -1,5 +1,4 @@
-"""The Show-1 UNet3D family (`unet3d`) and its layers (`blocks`, `attention`).
-
-One config-driven class builds all four Show-1 UNets from their `unet/config.json`; IF-II's 2D UNet
-and the sr2 VAE are diffusers' own classes, which compute exactly what the published code runs.
+"""The models of the cascade, each built from the config that ships with its weights and from the
+layers of a layer set (`ops`): the UNets (`unet`, with `blocks` and `attention`), the VAE (`vae`)
+and the text encoders (`t5`, `clip`). Parameter names are the checkpoints' own.
 """

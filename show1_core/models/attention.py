@@ -2,7 +2,8 @@
 
 Parameter names follow diffusers' `Attention` (`to_q`, `to_k`, `to_v`, `to_out.0`, `add_k_proj`, ...)
 so the hub checkpoints load unchanged. Every layer takes its head count and head size from the
-caller: the published models split heads differently per layer type (see `blocks.BlockSettings`).
+caller (the published models split heads differently per layer type, see `blocks.BlockSettings`)
+and its layer classes from a layer set `ops` (see `ops`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .ops import TORCH_OPS
 
 # Rows of a token-parallel computation processed at once. Bounds the temporary memory of the
 # feed-forwards and attentions (their rows are independent), without changing the arithmetic of
@@ -45,14 +48,15 @@ class Attention(nn.Module):
     """Multi-head attention without bias on q/k/v (diffusers `Attention`): self-attention, or
     cross-attention to `context` when built with a `context_dim`."""
 
-    def __init__(self, dim: int, heads: int, head_dim: int, context_dim: int | None = None, upcast: bool = False):
+    def __init__(self, dim: int, heads: int, head_dim: int, context_dim: int | None = None, upcast: bool = False,
+                 ops=TORCH_OPS):
         super().__init__()
         inner = heads * head_dim
         self.heads, self.upcast = heads, upcast
-        self.to_q = nn.Linear(dim, inner, bias=False)
-        self.to_k = nn.Linear(context_dim or dim, inner, bias=False)
-        self.to_v = nn.Linear(context_dim or dim, inner, bias=False)
-        self.to_out = nn.ModuleList([nn.Linear(inner, dim), nn.Dropout(0.0)])
+        self.to_q = ops.Linear(dim, inner, bias=False)
+        self.to_k = ops.Linear(context_dim or dim, inner, bias=False)
+        self.to_v = ops.Linear(context_dim or dim, inner, bias=False)
+        self.to_out = nn.ModuleList([ops.Linear(inner, dim), nn.Dropout(0.0)])
 
     def keys(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return split_heads(self.to_k(context), self.heads), split_heads(self.to_v(context), self.heads)
@@ -65,9 +69,9 @@ class Attention(nn.Module):
 
 
 class GEGLU(nn.Module):
-    def __init__(self, dim: int, inner: int):
+    def __init__(self, dim: int, inner: int, ops=TORCH_OPS):
         super().__init__()
-        self.proj = nn.Linear(dim, inner * 2)
+        self.proj = ops.Linear(dim, inner * 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         hidden, gate = self.proj(x).chunk(2, dim=-1)
@@ -77,10 +81,10 @@ class GEGLU(nn.Module):
 class FeedForward(nn.Module):
     """GEGLU feed-forward, 4x wide (diffusers `FeedForward` with activation "geglu")."""
 
-    def __init__(self, dim: int, mult: int = 4):
+    def __init__(self, dim: int, mult: int = 4, ops=TORCH_OPS):
         super().__init__()
         inner = dim * mult
-        self.net = nn.ModuleList([GEGLU(dim, inner), nn.Dropout(0.0), nn.Linear(inner, dim)])
+        self.net = nn.ModuleList([GEGLU(dim, inner, ops), nn.Dropout(0.0), ops.Linear(inner, dim)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net[2](self.net[0](x))
@@ -94,15 +98,15 @@ class TransformerBlock(nn.Module):
     """
 
     def __init__(self, dim: int, heads: int, head_dim: int, context_dim: int | None = None,
-                 only_cross: bool = False, upcast: bool = False):
+                 only_cross: bool = False, upcast: bool = False, ops=TORCH_OPS):
         super().__init__()
         self.only_cross = only_cross
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn1 = Attention(dim, heads, head_dim, context_dim if only_cross else None, upcast)
-        self.norm2 = nn.LayerNorm(dim)
-        self.attn2 = Attention(dim, heads, head_dim, context_dim, upcast)
-        self.norm3 = nn.LayerNorm(dim)
-        self.ff = FeedForward(dim)
+        self.norm1 = ops.LayerNorm(dim)
+        self.attn1 = Attention(dim, heads, head_dim, context_dim if only_cross else None, upcast, ops)
+        self.norm2 = ops.LayerNorm(dim)
+        self.attn2 = Attention(dim, heads, head_dim, context_dim, upcast, ops)
+        self.norm3 = ops.LayerNorm(dim)
+        self.ff = FeedForward(dim, ops=ops)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """`context`: text states (N, L, D) per row of `x` (spatial layers only)."""
@@ -121,13 +125,14 @@ class TemporalTransformer(nn.Module):
     is set by the chunk, not by the video's size. Frames are channels-last (B, F, H, W, C) memory.
     """
 
-    def __init__(self, heads: int, head_dim: int, channels: int, groups: int, num_layers: int = 1):
+    def __init__(self, heads: int, head_dim: int, channels: int, groups: int, num_layers: int = 1, ops=TORCH_OPS):
         super().__init__()
         inner = heads * head_dim
-        self.norm = nn.GroupNorm(groups, channels, eps=1e-6)
-        self.proj_in = nn.Linear(channels, inner)
-        self.transformer_blocks = nn.ModuleList([TransformerBlock(inner, heads, head_dim) for _ in range(num_layers)])
-        self.proj_out = nn.Linear(inner, channels)
+        self.norm = ops.GroupNorm(groups, channels, eps=1e-6)
+        self.proj_in = ops.Linear(channels, inner)
+        self.transformer_blocks = nn.ModuleList([TransformerBlock(inner, heads, head_dim, ops=ops)
+                                                 for _ in range(num_layers)])
+        self.proj_out = ops.Linear(inner, channels)
         self.inner = inner
 
     def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
@@ -158,15 +163,15 @@ class SpatialTransformer(nn.Module):
     """
 
     def __init__(self, channels: int, heads: int, head_dim: int, context_dim: int, groups: int, num_layers: int = 1,
-                 linear_projection: bool = False, only_cross: bool = False, upcast: bool = False):
+                 linear_projection: bool = False, only_cross: bool = False, upcast: bool = False, ops=TORCH_OPS):
         super().__init__()
         inner = heads * head_dim
         self.linear_projection = linear_projection
-        self.norm = nn.GroupNorm(groups, channels, eps=1e-6)
-        self.proj_in = nn.Linear(channels, inner) if linear_projection else nn.Conv2d(channels, inner, 1)
+        self.norm = ops.GroupNorm(groups, channels, eps=1e-6)
+        self.proj_in = ops.Linear(channels, inner) if linear_projection else ops.Conv2d(channels, inner, 1)
         self.transformer_blocks = nn.ModuleList(
-            [TransformerBlock(inner, heads, head_dim, context_dim, only_cross, upcast) for _ in range(num_layers)])
-        self.proj_out = nn.Linear(inner, channels) if linear_projection else nn.Conv2d(inner, channels, 1)
+            [TransformerBlock(inner, heads, head_dim, context_dim, only_cross, upcast, ops) for _ in range(num_layers)])
+        self.proj_out = ops.Linear(inner, channels) if linear_projection else ops.Conv2d(inner, channels, 1)
         self.inner = inner
 
     def forward(self, x: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
@@ -201,20 +206,20 @@ class SimpleCrossAttention(nn.Module):
     """
 
     def __init__(self, channels: int, head_dim: int, context_dim: int, groups: int,
-                 only_cross_attention: bool, cross_attention_norm: str | None):
+                 only_cross_attention: bool, cross_attention_norm: str | None, ops=TORCH_OPS):
         super().__init__()
         inner = channels  # heads * head_dim with heads = channels // head_dim
         self.heads = channels // head_dim
         self.only_cross_attention = only_cross_attention
-        self.group_norm = nn.GroupNorm(groups, channels, eps=1e-5)
-        self.norm_cross = nn.GroupNorm(32, context_dim, eps=1e-5) if cross_attention_norm == "group_norm" else None
-        self.to_q = nn.Linear(channels, inner)
+        self.group_norm = ops.GroupNorm(groups, channels, eps=1e-5)
+        self.norm_cross = ops.GroupNorm(32, context_dim, eps=1e-5) if cross_attention_norm == "group_norm" else None
+        self.to_q = ops.Linear(channels, inner)
         if not only_cross_attention:
-            self.to_k = nn.Linear(channels, inner)
-            self.to_v = nn.Linear(channels, inner)
-        self.add_k_proj = nn.Linear(context_dim, inner)
-        self.add_v_proj = nn.Linear(context_dim, inner)
-        self.to_out = nn.ModuleList([nn.Linear(inner, channels), nn.Dropout(0.0)])
+            self.to_k = ops.Linear(channels, inner)
+            self.to_v = ops.Linear(channels, inner)
+        self.add_k_proj = ops.Linear(context_dim, inner)
+        self.add_v_proj = ops.Linear(context_dim, inner)
+        self.to_out = nn.ModuleList([ops.Linear(inner, channels), nn.Dropout(0.0)])
 
     def text_keys(self, context: torch.Tensor, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Text keys/values of each video, computed once and shared by its frames."""

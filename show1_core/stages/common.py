@@ -1,7 +1,9 @@
-"""Input checks and small helpers shared by the stage functions.
+"""What the stage functions share: the checks of their tensor inputs against the model, and
+generators.
 
-Each check raises `InputError` with the argument's name, the value given and how to fix it; the
-numbers come from `rules`.
+Settings are validated by their own objects (`settings`); these helpers check what only the model
+or the tensors can tell (which stage a model is, embedding widths, size multiples, frame counts,
+non-finite values). Each raises `InputError` with the argument's name, the value and the fix.
 """
 
 from __future__ import annotations
@@ -9,21 +11,19 @@ from __future__ import annotations
 import torch
 
 from .. import rules
-from ..errors import InputError, check
-from ..loading import Stage, StageKind
-from ..memory import DevicePlacement, Offload, Placement, module_device
+from ..errors import InputError, require
+from ..stage import Stage, StageKind
 from ..text import PromptEmbeddings
 
 
-def make_generator(seed: int | torch.Generator, argument: str = "seed") -> torch.Generator:
+def make_generator(seed: int | torch.Generator) -> torch.Generator:
     """A CPU generator: a fresh one seeded with `seed`, or the generator passed in."""
     if isinstance(seed, torch.Generator):
         return seed
-    rules.SEED.check(argument, seed)
     return torch.Generator("cpu").manual_seed(seed)
 
 
-def check_finite(tensor: torch.Tensor, argument: str, fix: str = "") -> None:
+def refuse_non_finite(tensor: torch.Tensor, argument: str, fix: str = "") -> None:
     """NaN or infinite values would silently turn the whole video black."""
     if not bool(torch.isfinite(tensor).all()):
         bad = int((~torch.isfinite(tensor)).sum())
@@ -32,10 +32,10 @@ def check_finite(tensor: torch.Tensor, argument: str, fix: str = "") -> None:
                                    "or fp32)"))
 
 
-def check_output(tensor: torch.Tensor, stage: str) -> torch.Tensor:
+def finite_output(tensor: torch.Tensor, stage: str) -> torch.Tensor:
     """A stage's result, or a named error if it holds non-finite values (never a black video)."""
-    check_finite(tensor, f"{stage} output", f"{stage} produced them; it usually means float16 overflow: load the "
-                                            "models in bf16 or fp32, or lower the guidance")
+    refuse_non_finite(tensor, f"{stage} output", f"{stage} produced them; it usually means float16 overflow: load the "
+                                                 "models in bf16 or fp32, or lower the guidance")
     return tensor
 
 
@@ -47,47 +47,32 @@ def require_kind(stage: Stage, kinds: StageKind | tuple[StageKind, ...], argumen
         raise InputError(f"{argument}: got {got}, but this stage needs {wanted}; load that stage folder instead")
 
 
-def text_width(stage: Stage) -> int:
-    cfg = stage.unet.config
-    if stage.kind is StageKind.SR2:
-        return cfg.cross_attention_dim
-    return cfg.encoder_hid_dim or cfg.cross_attention_dim
+def validate_embeddings(stage: Stage, embeds: PromptEmbeddings, argument: str = "embeds") -> None:
+    wanted = "CLIP (show-1-sr2)" if stage.kind is StageKind.SR2 else "T5 (show-1-base, or ComfyUI's t5xxl)"
+    require(isinstance(embeds, PromptEmbeddings),
+            f"{argument}: expected prompt embeddings, got {type(embeds).__name__}")
+    refuse_non_finite(embeds.positive, argument, "encode the prompt again (the text encoder overflowed: run T5 in "
+                                                 "bf16 or fp32)")
+    refuse_non_finite(embeds.negative, argument, "encode the negative prompt again (run T5 in bf16 or fp32)")
+    width = stage.unet.text_dim
+    require(embeds.width == width,
+            f"{argument}: {embeds.encoder.upper()} embeddings of width {embeds.width}, but {stage.kind.label} takes "
+            f"width {width}; encode the prompt with the {wanted} text encoder that belongs to these weights")
 
 
-def check_embeddings(stage: Stage, embeds: PromptEmbeddings, argument: str = "embeds") -> None:
-    wanted = "CLIP (show-1-sr2)" if stage.kind is StageKind.SR2 else "T5 (show-1-base)"
-    check(isinstance(embeds, PromptEmbeddings), f"{argument}: expected prompt embeddings, got {type(embeds).__name__}")
-    check_finite(embeds.positive, argument, "encode the prompt again (the text encoder overflowed: run T5 in bf16 "
-                                            "or fp32)")
-    check_finite(embeds.negative, argument, "encode the negative prompt again (run T5 in bf16 or fp32)")
-    width = text_width(stage)
-    check(embeds.width == width,
-          f"{argument}: {embeds.encoder.upper()} embeddings of width {embeds.width}, but {stage.kind.label} takes "
-          f"width {width}; encode the prompt with the {wanted} text encoder that belongs to these weights")
+def validate_model_size(stage: Stage, height: int, width: int, names: tuple[str, str] = ("height", "width")) -> None:
+    for name, value in zip(names, (height, width)):
+        rules.validate_size(name, value, stage.unet.size_multiple, stage.kind.label, "one halving per down block")
 
 
-def check_size(stage: Stage, height: int, width: int) -> None:
-    for name, value in (("height", height), ("width", width)):
-        multiple = getattr(stage.unet, "size_multiple", None) or 2 ** (len(stage.unet.config.block_out_channels) - 1)
-        rules.check_size(name, value, multiple, stage.kind.label, "one halving per down block")
-
-
-def check_steps(steps: int, guidance: float, names: tuple[str, str] = ("steps", "guidance")) -> None:
-    rules.STEPS.check(names[0], steps)
-    rules.GUIDANCE.check(names[1], guidance)
-
-
-def check_video(video: torch.Tensor, argument: str, min_frames: int = 1) -> None:
-    check(isinstance(video, torch.Tensor) and video.dim() == 5 and video.shape[1] == 3,
-          f"{argument}: expected a video tensor (B, 3, F, H, W) in [-1, 1], got "
-          f"{tuple(video.shape) if isinstance(video, torch.Tensor) else type(video).__name__}")
-    check(video.shape[2] >= min_frames, f"{argument}: {video.shape[2]} frame(s), at least {min_frames} needed")
-    check_finite(video, argument, "the frames feeding this stage are broken; check the node or file they come from")
-
-
-def placement_for(stage_module: torch.nn.Module, placement: Placement | None) -> Placement:
-    """The caller's placement, or one that runs the model where it already is."""
-    if placement is not None:
-        return placement
-    device = module_device(stage_module)
-    return DevicePlacement(device, device, Offload.KEEP)
+def validate_video(video: torch.Tensor, argument: str, channels: int = 3, min_frames: int = 1,
+                   what: str = "a video tensor (B, 3, F, H, W) in [-1, 1]",
+                   fix: str = "the frames feeding this stage are broken; check the node or file they come from") -> None:
+    require(isinstance(video, torch.Tensor) and video.dim() == 5 and video.shape[1] == channels,
+            f"{argument}: expected {what}, got "
+            f"{tuple(video.shape) if isinstance(video, torch.Tensor) else type(video).__name__}")
+    require(video.shape[2] >= min_frames, f"{argument}: {video.shape[2]} frame(s), at least {min_frames} needed")
+    rules.VIDEO_FRAMES.validate(f"{argument} (frames)", video.shape[2])
+    require(video.shape[0] >= 1 and video.shape[-1] >= 1 and video.shape[-2] >= 1,
+            f"{argument}: an empty video {tuple(video.shape)}; connect frames")
+    refuse_non_finite(video, argument, fix)

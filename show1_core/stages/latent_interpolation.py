@@ -15,36 +15,50 @@ overlapping windows whose predictions are blended, so the UNet's memory is set b
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from .. import rules
-from ..errors import check
-from ..loading import Stage, StageKind
-from ..memory import Placement
-from ..progress import CancelCheck, Progress, StepCallback
+from ..context import RunContext
+from ..errors import require
 from ..sampling import Denoiser, WindowedDenoiser, randn, sample_latents
 from ..schedulers import strength_timesteps
+from ..settings import LatentInterpolationSettings
+from ..stage import Stage, StageKind
 from ..text import PromptEmbeddings
-from .common import check_embeddings, check_output, check_steps, make_generator, placement_for, require_kind
-from .latent_sr import check_latents
-
-LATENT_FPS = rules.LATENT_INTERPOLATION.fps
+from .common import finite_output, make_generator, require_kind, validate_embeddings
+from .latent_sr import validate_latents
 
 
-def even_anchors(keyframes: int, frames_between: int) -> list[int]:
-    """Anchor indices with `frames_between` new frames in every gap: 0, g+1, 2(g+1), ..."""
-    return [i * (frames_between + 1) for i in range(keyframes)]
+@dataclass(frozen=True)
+class Anchors:
+    """Where the keyframes sit: one frame index per keyframe, strictly increasing, in a video of
+    `num_frames` frames (default: up to the last anchor)."""
 
+    indices: tuple[int, ...]
+    num_frames: int | None = None
 
-def check_anchors(anchors: list[int], keyframes: int, num_frames: int) -> None:
-    rules.check_keyframe_count("keyframes", keyframes)
-    check(len(anchors) == keyframes,
-          f"anchors: {len(anchors)} indices for {keyframes} keyframes; give one anchor frame index per keyframe")
-    check(all(isinstance(a, int) for a in anchors), f"anchors: {anchors} must be integers")
-    check(all(0 <= a < num_frames for a in anchors),
-          f"anchors: {anchors} out of range for {num_frames} frames; use indices in 0..{num_frames - 1}")
-    check(all(b > a for a, b in zip(anchors, anchors[1:])),
-          f"anchors: {anchors} must be strictly increasing (one keyframe per frame, in time order)")
+    @classmethod
+    def even(cls, keyframes: int, frames_between: int) -> "Anchors":
+        """`frames_between` new frames in every gap: 0, g+1, 2(g+1), ..."""
+        return cls(tuple(i * (frames_between + 1) for i in range(keyframes)))
+
+    @property
+    def frames(self) -> int:
+        return self.num_frames if self.num_frames is not None else self.indices[-1] + 1 if self.indices else 0
+
+    def validate(self, keyframes: int) -> None:
+        anchors, frames = list(self.indices), self.frames
+        rules.validate_keyframe_count("keyframes", keyframes)
+        require(len(anchors) == keyframes,
+                f"anchors: {len(anchors)} indices for {keyframes} keyframes; give one anchor frame index per keyframe")
+        require(all(isinstance(a, int) for a in anchors), f"anchors: {anchors} must be integers")
+        rules.VIDEO_FRAMES.validate("anchors (frames)", frames)
+        require(all(0 <= a < frames for a in anchors),
+                f"anchors: {anchors} out of range for {frames} frames; use indices in 0..{frames - 1}")
+        require(all(b > a for a, b in zip(anchors, anchors[1:])),
+                f"anchors: {anchors} must be strictly increasing (one keyframe per frame, in time order)")
 
 
 def blend_in_time(keyframes: torch.Tensor, anchors: list[int], num_frames: int) -> torch.Tensor:
@@ -62,51 +76,47 @@ def blend_in_time(keyframes: torch.Tensor, anchors: list[int], num_frames: int) 
 
 @torch.inference_mode()
 def interpolate_latents(model: Stage, embeds: PromptEmbeddings, keyframes: torch.Tensor,
-                        anchors: list[int] | None = None, num_frames: int | None = None, frames_between: int = 7,
-                        steps: int = 50, guidance: float = 9.0, strength: float = 1.0, seed: int = 0,
-                        window: int = 16, overlap: int = 4, placement: Placement | None = None,
-                        callback: StepCallback | None = None, check_cancel: CancelCheck | None = None) -> torch.Tensor:
+                        settings: LatentInterpolationSettings = LatentInterpolationSettings(),
+                        ctx: RunContext | None = None, anchors: Anchors | None = None) -> torch.Tensor:
     """Latent keyframes (B, C, K, h, w) (scaled, from `vae_encode`) -> latent video (B, C, F, h, w).
 
     Anchors default to `frames_between` new frames in every gap. Returns float32 latents on the CPU.
     Draws: the initial noise (B, C, F, h, w), which also serves as the anchors' noise.
     """
+    ctx = ctx or RunContext()
+    s = settings.validate()
     require_kind(model, StageKind.SR2)
-    check_embeddings(model, embeds)
-    check_latents(model, keyframes, "keyframes")
+    validate_embeddings(model, embeds)
+    validate_latents(model, keyframes, "keyframes")
     k = keyframes.shape[2]
-    rules.FRAMES_BETWEEN.check("frames_between", frames_between)
-    anchors = list(anchors) if anchors is not None else even_anchors(k, frames_between)
-    num_frames = num_frames if num_frames is not None else anchors[-1] + 1 if anchors else 0
-    check_anchors(anchors, k, num_frames)
-    check_steps(steps, guidance)
-    rules.check_strength_steps(strength, steps)
-    rules.check_window_overlap(window, overlap)
+    anchors = anchors or Anchors.even(k, s.frames_between)
+    anchors.validate(k)
+    indices, num_frames = list(anchors.indices), anchors.frames
 
     scheduler = model.scheduler()
-    schedule = strength_timesteps(scheduler, steps, strength)
+    schedule = strength_timesteps(scheduler, s.steps, s.strength)
     keyframes = keyframes.float().cpu()
     b, c, _, h, w = keyframes.shape
-    generator = make_generator(seed)
+    generator = make_generator(s.seed)
     noise = randn((b, c, num_frames, h, w), generator)
-    anchor_noise = noise[:, :, anchors]
+    anchor_noise = noise[:, :, indices]
 
     def noised_anchors(t: int) -> torch.Tensor:
         return scheduler.add_noise(keyframes, anchor_noise, torch.tensor([t]))
 
-    if strength >= 1.0:
+    if s.strength >= 1.0:
         x = noise * scheduler.init_noise_sigma
     else:
-        x = scheduler.add_noise(blend_in_time(keyframes, anchors, num_frames), noise, torch.tensor(schedule[:1]))
-    x[:, :, anchors] = noised_anchors(schedule[0])
+        x = scheduler.add_noise(blend_in_time(keyframes, indices, num_frames), noise, torch.tensor(schedule[:1]))
+    x[:, :, indices] = noised_anchors(schedule[0])
 
-    progress = Progress("latent_interpolation", len(schedule), callback, check_cancel)
-    with placement_for(model.unet, placement).use(model.unet) as device:
+    progress = ctx.progress("latent_interpolation", len(schedule))
+    with ctx.use(model.unet) as device:
         def reimpose(latents: torch.Tensor, i: int) -> torch.Tensor:
             target = noised_anchors(schedule[i + 1]) if i + 1 < len(schedule) else keyframes
-            latents[:, :, anchors] = target.to(latents.device)
+            latents[:, :, indices] = target.to(latents.device)
             return latents
 
-        denoiser = WindowedDenoiser(Denoiser(model.unet, embeds.pair(), guidance, noise_channels=c), window, overlap)
+        denoiser = WindowedDenoiser(Denoiser(model.unet, embeds.pair(), s.guidance, ctx, device), s.window, s.overlap)
         out = sample_latents(denoiser, scheduler, x.to(device), schedule, progress, generator, after_step=reimpose)
-    return check_output(out.float().cpu(), "latent interpolation")
+    return finite_output(out.float().cpu(), "latent interpolation")

@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 
 from .. import rules
-from ..loading import Stage, StageKind
-from ..memory import Placement
-from ..progress import CancelCheck, Progress, StepCallback
+from ..context import RunContext
 from ..sampling import Chain, Denoiser, randn, sample_pixels, videos_per_call
 from ..schedulers import timesteps
+from ..settings import InterpolationSettings
+from ..stage import Stage, StageKind
 from ..text import PromptEmbeddings
-from .common import check_embeddings, check_output, check_size, check_steps, check_video, make_generator, \
-    placement_for, require_kind
+from .common import finite_output, make_generator, require_kind, validate_embeddings, validate_model_size, \
+    validate_video
 
 WINDOW = rules.INTERPOLATION_WINDOW  # keyframe, three new frames, keyframe
-INTERPOLATED_FPS = rules.INTERPOLATION.fps
 
 
 def interpolated_length(keyframes: int) -> int:
@@ -37,7 +37,7 @@ def window_conditions(keyframes: torch.Tensor) -> torch.Tensor:
     keyframes (trilinear, align_corners) and a mask that is 1 on the first and last frame."""
     b, c, k, h, w = keyframes.shape
     pairs = torch.stack([keyframes[:, :, :-1], keyframes[:, :, 1:]], dim=3)  # (B, C, W, 2, H, W)
-    pairs = pairs.permute(2, 0, 1, 3, 4, 5).reshape((k - 1) * b, c, 2, h, w)
+    pairs = rearrange(pairs, "b c n two h w -> (n b) c two h w")
     blend = F.interpolate(pairs, (WINDOW, h, w), mode="trilinear", align_corners=True)
     mask = torch.zeros((k - 1) * b, 1, WINDOW, h, w, dtype=blend.dtype)
     mask[:, :, [0, -1]] = 1
@@ -55,56 +55,51 @@ def stitch(window_outputs: torch.Tensor, b: int) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def interpolate_keyframes(model: Stage, embeds: PromptEmbeddings, keyframes: torch.Tensor, steps: int = 75,
-                          guidance: float = 4.0, seed: int = 0, max_windows: int | None = None,
-                          placement: Placement | None = None, callback: StepCallback | None = None,
-                          check_cancel: CancelCheck | None = None, record=None) -> torch.Tensor:
+def interpolate_keyframes(model: Stage, embeds: PromptEmbeddings, keyframes: torch.Tensor,
+                          settings: InterpolationSettings = InterpolationSettings(),
+                          ctx: RunContext | None = None) -> torch.Tensor:
     """Interpolate keyframes (B, 3, K, H, W) in [-1, 1] to (B, 3, 4K-3, H, W), float32 on the CPU.
 
     Windows run as one batch, or in chunks of `max_windows` (default: as many as the activation
     budget allows), each chunk through all steps, so memory does not grow with the keyframe count;
-    the result does not depend on the chunking. `record(name, tensor)`, if given, receives the
-    window inputs and the raw window outputs.
+    the result does not depend on the chunking. The window inputs and the raw window outputs are
+    recorded (`interp_*`).
     """
+    ctx = ctx or RunContext()
+    s = settings.validate()
     require_kind(model, StageKind.INTERPOLATION)
-    check_embeddings(model, embeds)
-    check_video(keyframes, "keyframes", min_frames=2)
+    validate_embeddings(model, embeds)
+    validate_video(keyframes, "keyframes", min_frames=rules.MIN_KEYFRAMES)
     b, _, k, h, w = keyframes.shape
-    check_size(model, h, w)
-    check_steps(steps, guidance)
-    if max_windows is not None:
-        rules.MAX_WINDOWS.check("max_windows", max_windows)
+    validate_model_size(model, h, w)
     windows = k - 1
     keyframes = keyframes.float().cpu()
-    init_noise = randn((b, 3, WINDOW, h, w), make_generator(seed))
-    if record is not None:
+    init_noise = randn((b, 3, WINDOW, h, w), make_generator(s.seed))
+    if ctx.record is not None:
         inputs = torch.zeros(windows, b, 3, WINDOW, h, w)
-        inputs[:, :, :, 0] = keyframes[:, :, :-1].permute(2, 0, 1, 3, 4)
-        inputs[:, :, :, -1] = keyframes[:, :, 1:].permute(2, 0, 1, 3, 4)
-        record("interp_init_noise", init_noise)
-        record("interp_window_inputs", inputs)
+        inputs[:, :, :, 0] = rearrange(keyframes[:, :, :-1], "b c n h w -> n b c h w")
+        inputs[:, :, :, -1] = rearrange(keyframes[:, :, 1:], "b c n h w -> n b c h w")
+        ctx.emit("interp_init_noise", init_noise)
+        ctx.emit("interp_window_inputs", inputs)
 
-    pair = 2 if guidance > 1 else 1
-    chunk = max(1, videos_per_call(model.unet, init_noise, windows * b * pair) // (b * pair))
-    starts = range(0, windows, min(chunk, max_windows or chunk))
-    schedule = timesteps(model.scheduler(), steps)
-    progress = Progress("interpolation", len(schedule) * len(starts), callback, check_cancel)
-    place = placement_for(model.unet, placement)
-    denoiser = None
+    schedule = timesteps(model.scheduler(), s.steps)
     outs = []
-    with place.use(model.unet) as device:
+    with ctx.use(model.unet) as device:
+        pair = 2 if s.guidance > 1 else 1
+        chunk = max(1, videos_per_call(model.unet, init_noise, windows * b * pair, device) // (b * pair))
+        starts = range(0, windows, min(chunk, s.max_windows or chunk))
+        progress = ctx.progress("interpolation", len(schedule) * len(starts))
+        denoiser = Denoiser(model.unet, embeds.pair(), s.guidance, ctx, device)
         for start in starts:
             n = min(starts.step, windows - start)
             # every window is its own chain, its generator re-seeded as the published script re-seeds
             # every window's pipeline call
-            chains = [Chain(model.scheduler(), make_generator(seed), slice(i * b, (i + 1) * b)) for i in range(n)]
+            chains = [Chain(model.scheduler(), make_generator(s.seed), slice(i * b, (i + 1) * b)) for i in range(n)]
             for chain in chains:
-                chain.scheduler.set_timesteps(steps)
+                chain.scheduler.set_timesteps(s.steps)
             x = init_noise.repeat(n, 1, 1, 1, 1).to(device)
             condition = window_conditions(keyframes[:, :, start:start + n + 1]).to(device)
-            denoiser = denoiser or Denoiser(model.unet, embeds.pair(), guidance, noise_channels=3)
             outs.append(sample_pixels(denoiser, chains, x, schedule, progress, condition=condition).float().cpu())
     out = torch.cat(outs)
-    if record is not None:
-        record("interp_window_outputs", out.view(windows, b, *out.shape[1:]))
-    return check_output(stitch(out, b), "interpolation")
+    ctx.emit("interp_window_outputs", out.view(windows, b, *out.shape[1:]))
+    return finite_output(stitch(out, b), "interpolation")

@@ -16,52 +16,54 @@ detail: the whole chain of windows starts from a soft frame, so the video is les
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 
 from .. import rules
-from ..errors import check
-from ..loading import Stage, StageKind
-from ..memory import Offload, Placement
-from ..progress import CancelCheck, Progress, StepCallback
-from ..sampling import Chain, Denoiser, randn, sample_pixels
+from ..context import Progress, RunContext
+from ..errors import require
+from ..memory import Offload
+from ..sampling import Chain, Denoiser, randn, sample_pixels, windows
 from ..schedulers import timesteps
+from ..settings import IFIISettings, SR1Settings
+from ..stage import Stage, StageKind
 from ..text import PromptEmbeddings
-from .common import check_embeddings, check_finite, check_output, check_size, check_steps, check_video, \
-    make_generator, placement_for, require_kind
+from .common import finite_output, make_generator, refuse_non_finite, require_kind, validate_embeddings, \
+    validate_model_size, validate_video
 
-WINDOW, STRIDE = 8, 7
+IF_II_SCALE = 4  # IF-II-L is a x4 upscaler
 
 
-def window_starts(frames: int, window: int = WINDOW, stride: int = STRIDE) -> list[int]:
-    """Published starts range(0, frames - window + 1, stride), plus one aligned to the end if frames
-    would be left over; a single window when the video is shorter than one."""
-    if frames <= window:
-        return [0]
-    starts = list(range(0, frames - window + 1, stride))
-    if starts[-1] + window < frames:
-        starts.append(frames - window)
-    return starts
+@dataclass
+class IFIIUpscale:
+    """sr1's first frame from IF-II: the loaded IF-II stage and its settings (the published script
+    seeds it with sr1's seed)."""
+
+    stage: Stage
+    settings: IFIISettings | None = None
 
 
 def upscale(video: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Per-frame bilinear upscale with align_corners=True, (B, C, F, h, w) -> (B, C, F, H, W)."""
-    b, c, f, h, w = video.shape
-    frames = video.transpose(1, 2).reshape(b * f, c, h, w)
-    frames = F.interpolate(frames, (height, width), mode="bilinear", align_corners=True)
-    return frames.reshape(b, f, c, height, width).transpose(1, 2)
+    b = video.shape[0]
+    frames = F.interpolate(rearrange(video, "b c f h w -> (b f) c h w"), (height, width), mode="bilinear",
+                           align_corners=True)
+    return rearrange(frames, "(b f) c h w -> b c f h w", b=b)
 
 
-def sr_window(model: Stage, embeds: PromptEmbeddings, video: torch.Tensor, height: int, width: int, steps: int,
-              guidance: float, noise_level: int, generator: torch.Generator, progress: Progress,
-              first_frame: torch.Tensor | None = None) -> torch.Tensor:
-    """One super-resolution call on a low-resolution video (B, 3, F, h, w), on the UNet's device.
+def sr_window(model: Stage, embeds: PromptEmbeddings, video: torch.Tensor, size: tuple[int, int], steps: int,
+              guidance: float, noise_level: int, generator: torch.Generator, progress: Progress, ctx: RunContext,
+              device: torch.device, first_frame: torch.Tensor | None = None) -> torch.Tensor:
+    """One super-resolution call on a low-resolution video (B, 3, F, h, w), on `device`.
 
     Draws, in order: x_T (B, 3, F, H, W), the condition noise (B, 3, F, H, W), then the scheduler's
     step noise ((B*F, 3, H, W) per DDPM step). With F = 1 this is exactly the IF-II image pipeline.
     """
     b, _, f, _, _ = video.shape
-    device = next(model.unet.parameters()).device
+    height, width = size
     scheduler = model.scheduler()
     schedule = timesteps(scheduler, steps)
     x = randn((b, 3, f, height, width), generator) * scheduler.init_noise_sigma
@@ -70,102 +72,94 @@ def sr_window(model: Stage, embeds: PromptEmbeddings, video: torch.Tensor, heigh
     condition = model.noising_scheduler().add_noise(condition, randn(condition.shape, generator), levels)
     if first_frame is not None:
         condition[:, :, :1] = first_frame.float().cpu().reshape(b, 3, 1, height, width)
-    denoiser = Denoiser(model.unet, embeds.pair(), guidance, noise_channels=3)
+    denoiser = Denoiser(model.unet, embeds.pair(), guidance, ctx, device)
     return sample_pixels(denoiser, [Chain(scheduler, generator, slice(None))], x.to(device), schedule, progress,
                          condition=condition.to(device), class_labels=levels).float().cpu()
 
 
-@torch.inference_mode()
-def upscale_first_frame(model: Stage, embeds: PromptEmbeddings, image: torch.Tensor, height: int | None = None,
-                        width: int | None = None, steps: int = 70, guidance: float = 4.0, noise_level: int = 150,
-                        seed: int | torch.Generator = 0, placement: Placement | None = None,
-                        callback: StepCallback | None = None, check_cancel: CancelCheck | None = None) -> torch.Tensor:
-    """DeepFloyd IF-II x4 upscale of images (B, 3, h, w) -> (B, 3, H, W) in [-1, 1], float32 on the CPU."""
-    require_kind(model, StageKind.IF_II)
-    check_embeddings(model, embeds)
-    check(isinstance(image, torch.Tensor) and image.dim() == 4 and image.shape[1] == 3,
-          f"image: expected (B, 3, H, W) in [-1, 1], got {getattr(image, 'shape', type(image).__name__)}")
-    check_finite(image, "image")
-    height = image.shape[2] * 4 if height is None else height
-    width = image.shape[3] * 4 if width is None else width
-    check_size(model, height, width)
-    check_steps(steps, guidance)
-    rules.NOISE_LEVEL.check("noise_level", noise_level)
-    progress = Progress("if_ii", model.schedule_length(steps), callback, check_cancel)
-    with placement_for(model.unet, placement).use(model.unet):
-        out = sr_window(model, embeds, image.unsqueeze(2), height, width, steps, guidance, noise_level,
-                        make_generator(seed), progress)
-    return check_output(out[:, :, 0], "IF-II")
+def run_if_ii(up: IFIIUpscale, embeds: PromptEmbeddings, image: torch.Tensor, size: tuple[int, int], seed: int,
+              progress: Progress, ctx: RunContext) -> torch.Tensor:
+    s = up.settings
+    with ctx.use(up.stage.unet) as device:
+        return sr_window(up.stage, embeds, image.unsqueeze(2), size, s.steps, s.guidance, s.noise_level,
+                         make_generator(seed), progress, ctx, device)[:, :, 0]
+
+
+def check_if_ii(up: IFIIUpscale, embeds: PromptEmbeddings, height: int, width: int) -> IFIISettings:
+    require(isinstance(up, IFIIUpscale), f"first_frame: expected an image tensor or an IF-II upscale, got "
+                                         f"{type(up).__name__}")
+    settings = (up.settings or IFIISettings()).validate(lambda n: f"if_ii_{n}")
+    require_kind(up.stage, StageKind.IF_II, "if_ii")
+    validate_embeddings(up.stage, embeds)
+    validate_model_size(up.stage, height, width)
+    return settings
 
 
 @torch.inference_mode()
-def super_resolve_pixels(model: Stage, embeds: PromptEmbeddings, video: torch.Tensor, height: int | None = None,
-                         width: int | None = None, steps: int = 125, guidance: float = 7.0, noise_level: int = 250,
-                         seed: int = 0, first_frame: torch.Tensor | None = None, if_ii: Stage | None = None,
-                         if_ii_steps: int = 70, if_ii_guidance: float = 4.0, if_ii_noise_level: int = 150,
-                         if_ii_seed: int | None = None,
-                         window: int = WINDOW, stride: int = STRIDE, placement: Placement | None = None,
-                         callback: StepCallback | None = None, check_cancel: CancelCheck | None = None,
-                         record=None) -> torch.Tensor:
-    """sr1 over windows: (B, 3, F, h, w) -> (B, 3, F, H, W) in [-1, 1] (default x4), float32 on the CPU.
+def upscale_first_frame(model: Stage, embeds: PromptEmbeddings, image: torch.Tensor,
+                        settings: IFIISettings = IFIISettings(), ctx: RunContext | None = None) -> torch.Tensor:
+    """DeepFloyd IF-II x4 upscale of images (B, 3, h, w) -> (B, 3, 4h, 4w) in [-1, 1], float32 on the CPU."""
+    ctx = ctx or RunContext()
+    require(isinstance(image, torch.Tensor) and image.dim() == 4 and image.shape[1] == 3 and image.numel() > 0,
+            f"image: expected (B, 3, H, W) in [-1, 1], got {tuple(getattr(image, 'shape', ())) or type(image).__name__}")
+    refuse_non_finite(image, "image")
+    height, width = image.shape[2] * IF_II_SCALE, image.shape[3] * IF_II_SCALE
+    s = check_if_ii(IFIIUpscale(model, settings), embeds, height, width)
+    up = IFIIUpscale(model, s)
+    progress = ctx.progress("if_ii", model.schedule_length(s.steps))
+    return finite_output(run_if_ii(up, embeds, image, (height, width), s.seed, progress, ctx), "IF-II")
 
-    The first frame's condition is, in order of preference: `first_frame` (B, 3, H, W) given by the
-    caller, IF-II's upscale of frame 0 when `if_ii` is given, else the bilinear upscale of frame 0
-    (softer result; see the module docstring). Every sr1 window call re-seeds with `seed`, and so does
-    IF-II unless `if_ii_seed` is given, as the published script does.
+
+@torch.inference_mode()
+def super_resolve_pixels(model: Stage, embeds: PromptEmbeddings, video: torch.Tensor,
+                         settings: SR1Settings = SR1Settings(), ctx: RunContext | None = None,
+                         first_frame: torch.Tensor | IFIIUpscale | None = None) -> torch.Tensor:
+    """sr1 over windows: (B, 3, F, h, w) -> (B, 3, F, h x scale, w x scale) in [-1, 1], float32 on the CPU.
+
+    The first frame's condition is `first_frame`: an image (B, 3, H, W) at the output size, IF-II's
+    upscale of frame 0 (an `IFIIUpscale`), or, when None, the bilinear upscale of frame 0 (softer
+    result; see the module docstring). Every sr1 window call re-seeds with the seed, as the
+    published script does. The first-frame conditions and window ends are recorded (`sr1_*`).
     """
+    ctx = ctx or RunContext()
+    s = settings.validate()
     require_kind(model, StageKind.SR1)
-    check_embeddings(model, embeds)
-    check_video(video, "video")
+    validate_embeddings(model, embeds)
+    validate_video(video, "video")
     b, _, frames, h, w = video.shape
-    height = h * 4 if height is None else height
-    width = w * 4 if width is None else width
-    check_size(model, height, width)
-    check_steps(steps, guidance)
-    rules.NOISE_LEVEL.check("noise_level", noise_level)
-    if first_frame is None and if_ii is not None:
-        check_steps(if_ii_steps, if_ii_guidance, ("if_ii_steps", "if_ii_guidance"))
-        rules.NOISE_LEVEL.check("if_ii_noise_level", if_ii_noise_level)
-        if if_ii_seed is not None:
-            rules.SEED.check("if_ii_seed", if_ii_seed)
-    check(isinstance(window, int) and window >= 2 and isinstance(stride, int) and 1 <= stride < window,
-          f"window/stride: {window}/{stride} must satisfy window >= 2 and 1 <= stride < window (published: 8/7)")
-    if first_frame is not None:
-        check(isinstance(first_frame, torch.Tensor) and first_frame.shape[0] == b and first_frame.shape[1] == 3
-              and tuple(first_frame.shape[-2:]) == (height, width),
-              f"first_frame: shape {tuple(getattr(first_frame, 'shape', ()))} does not match the output frames "
-              f"({b}, 3, {height}, {width}); resize it to the output size")
-        check_finite(first_frame, "first_frame")
-    elif if_ii is not None:
-        require_kind(if_ii, StageKind.IF_II, "if_ii")
-    starts = window_starts(frames, window, stride)
-    run_if_ii = first_frame is None and if_ii is not None
-    progress = Progress("sr1", model.schedule_length(steps) * len(starts)
-                        + (if_ii.schedule_length(if_ii_steps) if run_if_ii else 0), callback, check_cancel)
-    place = placement_for(model.unet, placement)
+    height, width = h * s.scale, w * s.scale
+    validate_model_size(model, height, width, (f"height x scale ({height})", f"width x scale ({width})"))
+    for name, value in (("height x scale", height), ("width x scale", width)):
+        rules.OUTPUT_SIZE.validate(name, value)
+    if_ii = first_frame if isinstance(first_frame, IFIIUpscale) else None
+    if if_ii is not None:
+        if_ii = IFIIUpscale(if_ii.stage, check_if_ii(if_ii, embeds, height, width))
+    elif first_frame is not None:
+        require(isinstance(first_frame, torch.Tensor) and first_frame.dim() == 4 and first_frame.shape[0] == b
+                and first_frame.shape[1] == 3 and tuple(first_frame.shape[-2:]) == (height, width),
+                f"first_frame: shape {tuple(getattr(first_frame, 'shape', ()))} does not match the output frames "
+                f"({b}, 3, {height}, {width}); resize it to the output size")
+        refuse_non_finite(first_frame, "first_frame")
+    parts = windows(frames, s.window, s.stride)
+    progress = ctx.progress("sr1", model.schedule_length(s.steps) * len(parts)
+                            + (if_ii.stage.schedule_length(if_ii.settings.steps) if if_ii else 0))
     video = video.float().cpu()
-    if run_if_ii:
-        with placement_for(if_ii.unet, placement).use(if_ii.unet):
-            first_frame = sr_window(if_ii, embeds, video[:, :, :1], height, width, if_ii_steps, if_ii_guidance,
-                                    if_ii_noise_level, make_generator(seed if if_ii_seed is None else if_ii_seed),
-                                    progress)[:, :, 0]
+    if if_ii is not None:
+        first_frame = run_if_ii(if_ii, embeds, video[:, :, 0], (height, width), if_ii.settings.seed, progress, ctx)
     elif first_frame is None:
         first_frame = upscale(video[:, :, :1], height, width)[:, :, 0]
     out = torch.zeros(b, 3, frames, height, width)
     conds, lasts = [], []
-    with place.use(model.unet):
-        for start in starts:
-            progress.check()
-            length = min(window, frames)
-            cond = first_frame if start == 0 else out[:, :, start]
-            with place.use(model.unet, scope=Offload.WINDOW):
-                res = sr_window(model, embeds, video[:, :, start:start + length], height, width, steps, guidance,
-                                noise_level, make_generator(seed), progress, first_frame=cond)
+    with ctx.use(model.unet):
+        for part in parts:
+            cond = first_frame if part.start == 0 else out[:, :, part.start]
+            with ctx.use(model.unet, scope=Offload.WINDOW) as device:
+                res = sr_window(model, embeds, video[:, :, part], (height, width), s.steps, s.guidance, s.noise_level,
+                                make_generator(s.seed), progress, ctx, device, first_frame=cond)
             conds.append(cond.reshape(b, 3, 1, height, width).clone())
             lasts.append(res[:, :, -1].clone())
-            out[:, :, start:start + length] = res
-    if record is not None:
-        record("if_ii_first_frame", first_frame)
-        record("sr1_window_first_frame_conds", torch.stack(conds))
-        record("sr1_window_last_frames", torch.stack(lasts))
-    return check_output(out, "sr1")
+            out[:, :, part] = res
+    ctx.emit("if_ii_first_frame", first_frame)
+    ctx.emit("sr1_window_first_frame_conds", torch.stack(conds))
+    ctx.emit("sr1_window_last_frames", torch.stack(lasts))
+    return finite_output(out, "sr1")

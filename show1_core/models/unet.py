@@ -1,15 +1,16 @@
-"""The Show-1 UNet3D family: show-1-base, show-1-interpolation, show-1-sr1 and show-1-sr2.
+"""The UNets of the cascade: show-1-base, -interpolation, -sr1, -sr2, and DeepFloyd IF-II.
 
-One config-driven class builds all four from their `unet/config.json`, exactly as the published
-`showone.models.unet_3d_condition.UNet3DConditionModel` does: DeepFloyd-IF blocks (pixel stages)
-or ModelScope blocks (sr2) with temporal convolutions and temporal attention, an optional temporal
-transformer after `conv_in` (`transfromer_in_opt`, sic), the pooled-text addition embedding and
-an optional noise-level class embedding. The published class splits attention heads as
-heads = `attention_head_dim`; diffusers' own `UNet3DConditionModel` splits them the other way, so
-it computes another function with the same weights and is not used.
+One config-driven class builds all five from their `unet/config.json`. For the four Show-1 UNets it
+computes exactly what the published `showone.models.unet_3d_condition.UNet3DConditionModel` does:
+DeepFloyd-IF blocks (pixel stages) or ModelScope blocks (sr2) with temporal convolutions and
+temporal attention, an optional temporal transformer after `conv_in` (`transfromer_in_opt`, sic),
+the pooled-text addition embedding and an optional noise-level class embedding. The published class
+splits attention heads as heads = `attention_head_dim`; diffusers' own `UNet3DConditionModel`
+splits them the other way, so it computes another function with the same weights and is not used.
+IF-II's `UNet2DConditionModel` is the same IF family without temporal layers; it takes one frame.
 
 Inputs and outputs are videos `(B, C, F, H, W)`; inside, frames are folded into the batch as
-`b * F + f`.
+`b * F + f`. Layers come from a layer set (`ops`), so ComfyUI can cast and stream them.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
+from einops import rearrange
 from torch import nn
 
 from ..errors import ModelLoadError
 from .attention import TemporalTransformer
+from .ops import TORCH_OPS
 from .blocks import DOWN_BLOCKS, MID_BLOCKS, UP_BLOCKS, BlockSettings, MidBlock, TextTimeEmbedding, \
     TimestepEmbedding, UNetBlock, activation, timestep_embedding
 
@@ -35,8 +38,9 @@ def per_block(value: Any, n: int, name: str) -> list:
 
 
 @dataclass
-class UNet3DConfig:
-    """The keys of the published UNet3DConditionModel config that shape the Show-1 checkpoints."""
+class UNetConfig:
+    """The keys of the published UNet3DConditionModel (and IF-II UNet2DConditionModel) configs that
+    shape the checkpoints."""
 
     in_channels: int
     out_channels: int
@@ -87,7 +91,7 @@ class UNet3DConfig:
     projection_class_embeddings_input_dim: Any = None
 
     @classmethod
-    def from_dict(cls, config: dict) -> "UNet3DConfig":
+    def from_dict(cls, config: dict) -> "UNetConfig":
         names = {f.name for f in fields(cls)}
         try:
             cfg = cls(**{k: v for k, v in config.items() if k in names})
@@ -113,12 +117,25 @@ class UNet3DConfig:
         resnet_resampled = sum(DOWN_BLOCKS[t].if_family for t in self.down_block_types[:-1])
         return 2 ** resnet_resampled
 
+    @property
+    def temporal(self) -> bool:
+        """Whether the UNet sees frames together (False: IF-II, one image at a time)."""
+        return all(DOWN_BLOCKS[t].temporal for t in self.down_block_types)
+
+    @property
+    def family(self) -> str:
+        """"if" (DeepFloyd-IF blocks: the pixel UNets and IF-II) or "modelscope" (sr2)."""
+        return "if" if all(DOWN_BLOCKS[t].if_family for t in self.down_block_types) else "modelscope"
+
     def validate(self) -> None:
         def unsupported(what: str) -> ModelLoadError:
             return ModelLoadError(f"unet/config.json: {what} is not used by any Show-1 checkpoint and is not "
                                   "supported; is this folder a Show-1 stage?")
 
         n = len(self.block_out_channels)
+        kinds = [DOWN_BLOCKS.get(t) for t in self.down_block_types] + [UP_BLOCKS.get(t) for t in self.up_block_types]
+        if None not in kinds and len({k.temporal for k in kinds}) > 1:
+            raise ModelLoadError("unet/config.json: 2D and 3D blocks are mixed; is this folder a Show-1 stage?")
         if not (len(self.down_block_types) == len(self.up_block_types) == n):
             raise ModelLoadError("unet/config.json: down_block_types, up_block_types and block_out_channels "
                                  "must have the same length")
@@ -169,12 +186,14 @@ class TextCondition:
         return TextCondition(self.context[index], None if self.pooled is None else self.pooled[index])
 
 
-class Show1UNet3D(nn.Module):
-    """A Show-1 UNet3D (base / interpolation / sr1 / sr2), built from its `unet/config.json`."""
+class Show1UNet(nn.Module):
+    """A UNet of the cascade (base / interpolation / sr1 / sr2 / IF-II), built from its
+    `unet/config.json` with the layers of `ops`."""
 
-    def __init__(self, config: UNet3DConfig):
+    def __init__(self, config: UNetConfig, ops=TORCH_OPS):
         super().__init__()
         self.config = c = config
+        self.compute_dtype = torch.float32  # the dtype its arithmetic runs in; set by the loader
         n = len(c.block_out_channels)
         ch0 = c.block_out_channels[0]
         time_dim = c.time_embedding_dim or ch0 * 4
@@ -188,22 +207,23 @@ class Show1UNet3D(nn.Module):
             mid_only_cross = c.only_cross_attention if isinstance(c.only_cross_attention, bool) else False
 
         pad = (c.conv_in_kernel - 1) // 2
-        self.conv_in = nn.Conv2d(c.in_channels, ch0, c.conv_in_kernel, padding=pad)
+        self.conv_in = ops.Conv2d(c.in_channels, ch0, c.conv_in_kernel, padding=pad)
         if c.transfromer_in_opt:
             # hard-wired in the published model: 8 heads of 64, one layer
-            self.transformer_in = TemporalTransformer(heads=8, head_dim=64, channels=ch0, groups=32)
-        self.time_embedding = TimestepEmbedding(ch0, time_dim, c.act_fn, c.timestep_post_act, c.time_cond_proj_dim)
+            self.transformer_in = TemporalTransformer(heads=8, head_dim=64, channels=ch0, groups=32, ops=ops)
+        self.time_embedding = TimestepEmbedding(ch0, time_dim, c.act_fn, c.timestep_post_act, c.time_cond_proj_dim,
+                                                ops=ops)
         if c.encoder_hid_dim_type == "text_proj":
-            self.encoder_hid_proj = nn.Linear(c.encoder_hid_dim, context[0])
+            self.encoder_hid_proj = ops.Linear(c.encoder_hid_dim, context[0])
         if c.class_embed_type == "timestep":
-            self.class_embedding = TimestepEmbedding(ch0, time_dim, c.act_fn)
+            self.class_embedding = TimestepEmbedding(ch0, time_dim, c.act_fn, ops=ops)
         if c.addition_embed_type == "text":
-            self.add_embedding = TextTimeEmbedding(c.text_dim, time_dim, c.addition_embed_type_num_heads)
+            self.add_embedding = TextTimeEmbedding(c.text_dim, time_dim, c.addition_embed_type_num_heads, ops)
         self.time_embed_act = activation(c.time_embedding_act_fn) if c.time_embedding_act_fn else None
 
         s = BlockSettings(time_dim, c.norm_num_groups, c.norm_eps, c.act_fn, c.resnet_time_scale_shift,
                           c.resnet_skip_time_act, c.resnet_out_scale_factor, c.cross_attention_norm,
-                          c.use_linear_projection, c.upcast_attention, c.downsample_padding)
+                          c.use_linear_projection, c.upcast_attention, c.downsample_padding, ops)
         self.down_blocks = nn.ModuleList()
         out_ch = ch0
         for i, name in enumerate(c.down_block_types):
@@ -228,12 +248,12 @@ class Show1UNet3D(nn.Module):
             self.up_blocks.append(UNetBlock(
                 s, kind, in_ch, out_ch, layers[r] + 1, heads[i] if kind.if_family else heads[r], context[r],
                 only_cross[r], tlayers[r], resample="up" if i < n - 1 else None, prev_out_ch=prev_out))
-        self.conv_norm_out = nn.GroupNorm(c.norm_num_groups, ch0, eps=c.norm_eps)
+        self.conv_norm_out = ops.GroupNorm(c.norm_num_groups, ch0, eps=c.norm_eps)
         self.conv_act = activation(c.act_fn)
         pad = (c.conv_out_kernel - 1) // 2
-        self.conv_out = nn.Conv2d(ch0, c.out_channels, c.conv_out_kernel, padding=pad)
+        self.conv_out = ops.Conv2d(ch0, c.out_channels, c.conv_out_kernel, padding=pad)
 
-    def use_channels_last(self) -> "Show1UNet3D":
+    def use_channels_last(self) -> "Show1UNet":
         """Store conv weights channels-last, the layout the blocks compute in (faster CPU convolutions)."""
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
@@ -248,6 +268,22 @@ class Show1UNet3D(nn.Module):
     def text_dim(self) -> int:
         return self.config.text_dim
 
+    @property
+    def noise_channels(self) -> int:
+        """Output channels that predict noise; the IF family predicts as many again, its learned variance."""
+        return self.config.out_channels // 2 if self.config.family == "if" else self.config.out_channels
+
+    @property
+    def max_frames(self) -> int | None:
+        """Frames one video may have: 1 for IF-II, any number for the Show-1 UNets."""
+        return None if self.config.temporal else 1
+
+    def activation_elements(self, frames: int, height: int, width: int) -> int:
+        """Elements of one video's first-level activation, the unit of the activation budget: the
+        ModelScope layout (sr2) keeps wide spatial transformers at every level, hence x4."""
+        weight = 4 if self.config.family == "modelscope" else 1
+        return frames * height * width * self.config.block_out_channels[0] * weight
+
     def prepare_text(self, encoder_hidden_states: torch.Tensor) -> TextCondition:
         pooled = self.add_embedding(encoder_hidden_states) if self.config.addition_embed_type == "text" else None
         context = encoder_hidden_states
@@ -256,10 +292,10 @@ class Show1UNet3D(nn.Module):
         return TextCondition(context, pooled)
 
     def time_embed(self, timestep: torch.Tensor, batch: int, class_labels: torch.Tensor | None,
-                   pooled: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+                   pooled: torch.Tensor | None, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         c = self.config
         ch0 = c.block_out_channels[0]
-        t = timestep.reshape(-1).to(self.conv_in.weight.device).expand(batch)
+        t = timestep.reshape(-1).to(device).expand(batch)
         emb = self.time_embedding(timestep_embedding(t, ch0, c.flip_sin_to_cos, c.freq_shift).to(dtype))
         if c.class_embed_type == "timestep":
             if class_labels is None:
@@ -286,11 +322,13 @@ class Show1UNet3D(nn.Module):
         b, _, frames, h, w = sample.shape
         if not torch.is_tensor(timestep):
             timestep = torch.tensor([timestep], dtype=torch.long)
-        emb = self.time_embed(timestep, b, class_labels, text.pooled, sample.dtype)
+        if self.max_frames is not None and frames > self.max_frames:
+            raise ValueError(f"this UNet takes {self.max_frames} frame(s) per video, got {frames}")
+        emb = self.time_embed(timestep, b, class_labels, text.pooled, sample.dtype, sample.device)
         emb = emb.repeat_interleave(frames, dim=0)
         context = text.context
 
-        x = sample.transpose(1, 2).reshape(b * frames, -1, h, w).contiguous(memory_format=torch.channels_last)
+        x = rearrange(sample, "b c f h w -> (b f) c h w").contiguous(memory_format=torch.channels_last)
         x = self.conv_in(x)
         if self.config.transfromer_in_opt:
             x = self.transformer_in(x, frames)
@@ -303,4 +341,4 @@ class Show1UNet3D(nn.Module):
         for block in self.up_blocks:
             x, _ = block(x, emb, context, frames, skips=skips)
         x = self.conv_out(self.conv_act(self.conv_norm_out(x)))
-        return x.reshape(b, frames, -1, h, w).transpose(1, 2)
+        return rearrange(x, "(b f) c h w -> b c f h w", b=b)

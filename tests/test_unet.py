@@ -9,13 +9,13 @@ import torch
 from show1_core.demo import SR2_UNET_CONFIG, pixel_unet_config
 from show1_core.errors import ModelLoadError
 from show1_core.models import attention
-from show1_core.models.unet3d import Show1UNet3D, UNet3DConfig
+from show1_core.models.unet import Show1UNet, UNetConfig
 
 
-def build(base: dict | None = None, **changes) -> Show1UNet3D:
+def build(base: dict | None = None, **changes) -> Show1UNet:
     torch.manual_seed(0)
     config = {**(base or pixel_unet_config(6, True, True)), **changes}
-    model = Show1UNet3D(UNet3DConfig.from_dict(config)).eval()
+    model = Show1UNet(UNetConfig.from_dict(config)).eval()
     for p in model.parameters():
         torch.nn.init.normal_(p, std=0.05)
     return model
@@ -61,7 +61,7 @@ def test_noise_level_is_required_for_sr1():
 
 def test_num_attention_heads_is_refused():
     with pytest.raises(ModelLoadError, match="num_attention_heads .* is not used"):
-        UNet3DConfig.from_dict({**pixel_unet_config(3, False, False), "num_attention_heads": 8})
+        UNetConfig.from_dict({**pixel_unet_config(3, False, False), "num_attention_heads": 8})
 
 
 LATENT = {**SR2_UNET_CONFIG, "block_out_channels": [64, 64], "attention_head_dim": 64}
@@ -123,7 +123,7 @@ def test_spatial_transformer_frame_chunking_does_not_change_the_result(monkeypat
 
 
 def test_mixing_block_families_in_the_down_path_is_refused_by_stage_recognition():
-    from show1_core.loading import classify_unet
+    from show1_core.folders import classify_unet
 
     config = {**SR2_UNET_CONFIG, "down_block_types": ["CrossAttnDownBlock3D", "ResnetDownsampleBlock3D"]}
     with pytest.raises(ModelLoadError, match="is not one of the Show-1 stages"):

@@ -1,6 +1,7 @@
 """Adapter between the reference-parity fixtures and show1_core.
 
-`run_case(case, inputs, fixture_dir)` is the callable of `shared/tools/check_parity.py`. It is built
+`run_case(case, inputs, fixture_dir)` is the callable of `shared/tools/check_parity.py`
+(`check_parity.py FIXTURES tests.parity_adapter:run_case`, run from the project root). It is built
 only from the public functions the nodes and the CLI call, and reads every model, size, seed and
 step count from the manifest, so it runs any manifest of the same format.
 """
@@ -13,14 +14,18 @@ from pathlib import Path
 
 import torch
 
-from .cascade import CascadeModels, CascadeSettings, run_cascade
-from .captions import preprocess_prompt
-from .loading import StageKind, inspect_stage, load_stage, load_vae
-from .schedulers import build_scheduler, step, timesteps
-from .stages import generate_keyframes, interpolate_keyframes, sr2_from_frames, super_resolve_pixels, \
-    upscale_first_frame
-from .stages.vae import decode_latents, encode_posterior
-from .text import PromptEmbeddings, encode, encode_prompt, load_text_encoder
+from show1_core.captions import preprocess_prompt
+from show1_core.cascade import CascadeModels, Prompt, run_cascade
+from show1_core.context import RunContext
+from show1_core.folders import inspect_stage
+from show1_core.loading import load_stage, load_text_encoder, load_vae
+from show1_core.schedulers import build_scheduler, step, timesteps
+from show1_core.settings import CascadeSettings, IFIISettings, InterpolationSettings, KeyframeSettings, \
+    LatentSRSettings, SR1Settings, SR2Settings
+from show1_core.stage import StageKind
+from show1_core.stages import IFIIUpscale, generate_keyframes, interpolate_keyframes, sr2_from_frames, \
+    super_resolve_pixels, upscale_first_frame
+from show1_core.text import PromptEmbeddings, encode, encode_prompt
 
 
 def model_folder(fixture_dir: Path, key: str) -> Path:
@@ -59,17 +64,19 @@ def embeds_from(inputs: dict) -> PromptEmbeddings:
 def unet_forward(case, inputs, fixture_dir):
     stage = load_stage(model_folder(fixture_dir, case["model"]))
     kwargs = {"class_labels": inputs["class_labels"]} if "class_labels" in inputs else {}
+    sample = inputs["sample"]
+    image = sample.dim() == 4  # IF-II takes images: one frame
     with torch.inference_mode():
-        out = stage.unet(inputs["sample"], inputs["timestep"], encoder_hidden_states=inputs["encoder_hidden_states"],
-                         **kwargs)
-    return {"sample": getattr(out, "sample", out)}
+        out = stage.unet(sample.unsqueeze(2) if image else sample, inputs["timestep"],
+                         encoder_hidden_states=inputs["encoder_hidden_states"], **kwargs)
+    return {"sample": out[:, :, 0] if image else out}
 
 
 def vae(case, inputs, fixture_dir):
     model = load_vae(model_folder(fixture_dir, case["model"]))
     with torch.inference_mode():
-        mean, std = encode_posterior(model, inputs["image"])
-        decoded = decode_latents(model, inputs["latents"])
+        mean, std = model.posterior(inputs["image"])
+        decoded = model.decode(inputs["latents"])
     return {"posterior_mean": mean, "posterior_std": std, "decoded": decoded}
 
 
@@ -105,44 +112,52 @@ def scheduler_loops(case, inputs, fixture_dir):
     return out
 
 
+def recorder() -> tuple[dict, RunContext]:
+    recorded = {}
+    return recorded, RunContext(record=lambda name, t: recorded.__setitem__(name, t))
+
+
+def scale_of(call: dict, low: torch.Tensor) -> int:
+    scale = call["height"] // low.shape[-2]
+    assert (call["height"], call["width"]) == (low.shape[-2] * scale, low.shape[-1] * scale), call
+    return scale
+
+
 def pipeline(case, inputs, fixture_dir):
     call = case["call"]
     stage = load_stage(model_folder(fixture_dir, case["model"]))
     if stage.kind is StageKind.BASE:
-        video = generate_keyframes(stage, embeds_from(inputs), call["num_frames"], call["height"], call["width"],
-                                   call["num_inference_steps"], call["guidance_scale"], seed_of(call["generator"]))
-        return {"video": video}
+        settings = KeyframeSettings(call["num_frames"], call["height"], call["width"], call["num_inference_steps"],
+                                    call["guidance_scale"], seed_of(call["generator"]))
+        return {"video": generate_keyframes(stage, embeds_from(inputs), settings)}
     if stage.kind is StageKind.INTERPOLATION:
-        recorded = {}
+        recorded, ctx = recorder()
         keyframes = inputs["pixel_values"][:, :, [0, -1]]
-        video = interpolate_keyframes(stage, embeds_from(inputs), keyframes, call["num_inference_steps"],
-                                      call["guidance_scale"], seed_of(call["generator"]),
-                                      record=lambda name, t: recorded.__setitem__(name, t))
+        settings = InterpolationSettings(call["num_inference_steps"], call["guidance_scale"], seed_of(call["generator"]))
+        video = interpolate_keyframes(stage, embeds_from(inputs), keyframes, settings, ctx)
         if "init_noise" in inputs and not torch.equal(recorded["interp_init_noise"], inputs["init_noise"]):
             raise AssertionError("the interpolation stage drew a different initial noise than the reference")
         return {"video": video}
     if stage.kind is StageKind.IF_II:
-        image = upscale_first_frame(stage, embeds_from(inputs), inputs["image"], call["height"], call["width"],
-                                    call["num_inference_steps"], call["guidance_scale"], call["noise_level"],
-                                    seed_of(call["generator"]))
-        return {"image": image}
+        scale_of(call, inputs["image"])
+        settings = IFIISettings(call["num_inference_steps"], call["guidance_scale"], call["noise_level"],
+                                seed_of(call["generator"]))
+        return {"image": upscale_first_frame(stage, embeds_from(inputs), inputs["image"], settings)}
     if stage.kind is StageKind.SR1:
         ii, sr = call["if_ii"], call["sr1"]
         if_ii = load_stage(folders_by_stage(fixture_dir)[StageKind.IF_II])
-        recorded = {}
-        video = super_resolve_pixels(
-            stage, embeds_from(inputs), inputs["video"], sr["height"], sr["width"], sr["num_inference_steps"],
-            sr["guidance_scale"], sr["noise_level"], seed_of(sr["generator"]), if_ii=if_ii,
-            if_ii_steps=ii["num_inference_steps"], if_ii_guidance=ii["guidance_scale"],
-            if_ii_noise_level=ii["noise_level"], if_ii_seed=seed_of(ii["generator"]),
-            record=lambda name, t: recorded.__setitem__(name, t))
+        recorded, ctx = recorder()
+        settings = SR1Settings(scale_of(sr, inputs["video"]), sr["num_inference_steps"], sr["guidance_scale"],
+                               sr["noise_level"], seed_of(sr["generator"]))
+        first = IFIIUpscale(if_ii, IFIISettings(ii["num_inference_steps"], ii["guidance_scale"], ii["noise_level"],
+                                                seed_of(ii["generator"])))
+        video = super_resolve_pixels(stage, embeds_from(inputs), inputs["video"], settings, ctx, first)
         return {"video": video, "first_frame_cond": recorded["sr1_window_first_frame_conds"][0]}
     vae_model = load_vae(stage.folder)
     clip = encode_prompt(load_text_encoder(stage.folder), call["prompt"], call.get("negative_prompt") or "")
-    video = sr2_from_frames(stage, vae_model, clip, inputs["frames_uint8"], call["strength"],
-                            call["num_inference_steps"], number(call.get("guidance_scale"), 15.0),
-                            seed_of(call["generator"]))
-    return {"video": video}
+    settings = LatentSRSettings(call["strength"], call["num_inference_steps"], number(call.get("guidance_scale"), 15.0),
+                                seed_of(call["generator"]))
+    return {"video": sr2_from_frames(stage, vae_model, clip, inputs["frames_uint8"], settings)}
 
 
 def cascade(case, inputs, fixture_dir):
@@ -156,17 +171,17 @@ def cascade(case, inputs, fixture_dir):
     kf, it, ii, sr1, sr2 = (call[k] for k in ("keyframes", "interpolation", "if_ii_first_frame", "sr1", "sr2"))
     width, height = sr2["resize_to_wh"]
     settings = CascadeSettings(
-        num_frames=kf["num_frames"], height=kf["height"], width=kf["width"], keyframe_steps=kf["num_inference_steps"],
-        keyframe_guidance=kf["guidance_scale"], interp_steps=it["num_inference_steps"],
-        interp_guidance=it["guidance_scale"], if_ii_steps=ii["num_inference_steps"],
-        if_ii_guidance=ii["guidance_scale"], if_ii_noise_level=ii["noise_level"],
-        sr1_steps=sr1["num_inference_steps"], sr1_guidance=sr1["guidance_scale"], sr1_noise_level=sr1["noise_level"],
-        sr1_window=sr1["window_size"], sr1_stride=sr1["stride"], sr1_scale=sr1["scale"], sr2_height=height,
-        sr2_width=width, sr2_strength=sr2["strength"], sr2_steps=sr2["num_inference_steps"],
-        sr2_guidance=number(sr2.get("guidance_scale"), 15.0))
-    out = {}
-    run_cascade(models, call["prompt"], call["negative_prompt_for_sr2"], call["seed"], settings,
-                record=lambda name, t: out.__setitem__(name, t))
+        seed=call["seed"],
+        keyframes=KeyframeSettings(kf["num_frames"], kf["height"], kf["width"], kf["num_inference_steps"],
+                                   kf["guidance_scale"]),
+        interpolation=InterpolationSettings(it["num_inference_steps"], it["guidance_scale"]),
+        if_ii=IFIISettings(ii["num_inference_steps"], ii["guidance_scale"], ii["noise_level"]),
+        sr1=SR1Settings(sr1["scale"], sr1["num_inference_steps"], sr1["guidance_scale"], sr1["noise_level"],
+                        window=sr1["window_size"], stride=sr1["stride"]),
+        sr2=SR2Settings(sr2["strength"], sr2["num_inference_steps"], number(sr2.get("guidance_scale"), 15.0),
+                        height=height, width=width))
+    out, ctx = recorder()
+    run_cascade(models, Prompt(call["prompt"], call["negative_prompt_for_sr2"]), settings, ctx)
     return out
 
 
