@@ -59,7 +59,7 @@ class Show1VAEEncode(Node):
         else:
             video = fit(video, height, width, resize)
         settings = VAEEncodeSettings(tile=tile, posterior=posterior, seed=seed)
-        memory = {id(vae.vae): vae_call_bytes(vae.vae, settings.frames_per_chunk, height, width)}
+        memory = {id(vae.vae): vae_call_bytes(vae.vae, settings.frames_per_chunk, height, width, "encode")}
         return (to_latent(vae_encode(vae.vae, video, settings, run_context(vae, memory=memory))),)
 
 
@@ -80,7 +80,7 @@ class Show1FrameDecode(Node):
         vae = checked_vae(vae)
         samples = latent_samples(latent)
         h, w = samples.shape[-2] * vae.vae.size_multiple, samples.shape[-1] * vae.vae.size_multiple
-        memory = {id(vae.vae): vae_call_bytes(vae.vae, frames_per_chunk, h, w)}
+        memory = {id(vae.vae): vae_call_bytes(vae.vae, frames_per_chunk, h, w, "decode")}
         video = vae_decode(vae.vae, samples, VAEDecodeSettings(frames_per_chunk, tile), run_context(vae, memory=memory))
         return (video_to_image(video),)
 

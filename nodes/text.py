@@ -3,6 +3,7 @@ T5 runs once per prompt."""
 
 from __future__ import annotations
 
+from ..show1_core.budget import text_call_bytes
 from ..show1_core.errors import InputError
 from ..show1_core.text import TextEncoder, encode_conditioning, load_conditioning, save_conditioning
 from . import comfy
@@ -37,7 +38,7 @@ def comfy_t5_encoder(clip, placement: comfy.ComfyPlacement) -> TextEncoder:
                          "load a t5xxl file with CLIPLoader, type pixart")
     tokenizer, transformer, patcher = found
     model = comfy.ComfyT5(transformer, patcher)
-    placement.add(model, patcher)
+    placement.add(model, patcher, text_call_bytes(transformer))
     return TextEncoder("t5", tokenizer, model)
 
 
@@ -70,6 +71,9 @@ class Show1TextEncode(Node):
             require_input(text_encoder, Show1TextEncoders, "text_encoder", "Show1TextEncoderLoader's text encoder")
         encoders = text_encoder or Show1TextEncoders(None, None)
         placement = comfy.ComfyPlacement(encoders.offload, encoders.patchers)
+        for encoder in (encoders.t5, encoders.clip):
+            if encoder is not None:
+                placement.memory_required[id(encoder.model)] = text_call_bytes(encoder.model)
         t5_encoder = comfy_t5_encoder(t5, placement) if t5 is not None else encoders.t5
         ctx = comfy.run_context_for(placement)
         return (encode_conditioning(t5_encoder, encoders.clip, prompt, negative_prompt, pixel_negative_prompt,

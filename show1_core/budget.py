@@ -34,7 +34,10 @@ GIB = 2 ** 30
 
 
 def largest_parameter(module: torch.nn.Module) -> int:
-    return max((p.numel() for p in module.parameters()), default=0)
+    """Elements of the largest weight a layer casts at once (embedding tables are looked up by row)."""
+    return max((m.weight.numel() for m in module.modules()
+                if getattr(m, "weight", None) is not None and m.weight.dim() >= 2 and not hasattr(m, "num_embeddings")),
+               default=0)
 
 
 def weight_bytes(module: torch.nn.Module) -> int:
@@ -44,6 +47,24 @@ def weight_bytes(module: torch.nn.Module) -> int:
 def casts(module: torch.nn.Module) -> bool:
     """Whether the module's layers cast their weights (storage in another dtype than compute)."""
     return any(p.dtype != module.compute_dtype for p in module.parameters() if p.dim() >= 2)
+
+
+CPU_ACTIVATION_ELEMENTS = 1 << 22
+
+
+def activation_budget(device: torch.device, unet: Show1UNet) -> int:
+    """How many elements of first-level activation (`activation_elements`) one UNet call may hold.
+
+    Calls above it are split (the guidance pair, then windows) into several calls with the same
+    arithmetic, so memory is set by this bound, not by how many windows a stage has. On the CPU,
+    larger batches gain nothing (the kernels are compute-bound), so the bound is small; on a GPU it
+    is what the free memory holds by the estimate of `unet_call_bytes`.
+    """
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        per_element = CALL_BYTES_PER_ELEMENT[unet.config.family] * element_size(unet.compute_dtype)
+        return max(CPU_ACTIVATION_ELEMENTS, int(free // per_element))
+    return CPU_ACTIVATION_ELEMENTS
 
 
 def unet_call_bytes(unet: Show1UNet, frames: int, height: int, width: int, videos: int = 1,
@@ -56,10 +77,12 @@ def unet_call_bytes(unet: Show1UNet, frames: int, height: int, width: int, video
     return int(activations + (CAST_LAYERS[family] * largest_parameter(unet) * size if cast else 0))
 
 
-def vae_call_bytes(vae: AutoencoderKL, frames: int, height: int, width: int) -> int:
-    """Peak activation bytes of encoding or decoding `frames` frames of height x width at once."""
+def vae_call_bytes(vae: AutoencoderKL, frames: int, height: int, width: int, direction: str = "both") -> int:
+    """Peak activation bytes of encoding ("encode"), decoding ("decode") or either ("both") `frames`
+    frames of height x width at once."""
     per_frame = height * width * vae.config.block_out_channels[0] * element_size(vae.compute_dtype)
-    return int(max(k * frames + k0 for k, k0 in (VAE_ENCODE, VAE_DECODE)) * per_frame)
+    factors = {"encode": [VAE_ENCODE], "decode": [VAE_DECODE], "both": [VAE_ENCODE, VAE_DECODE]}[direction]
+    return int(max(k * frames + k0 for k, k0 in factors) * per_frame)
 
 
 def text_call_bytes(model: torch.nn.Module) -> int:
@@ -120,9 +143,9 @@ def require_fit(plans: dict[str, CascadePlan], chosen: tuple[str, str], free: in
     order = list(plans)
     offloads = ["keep", "stage", "window"]
 
-    def cost(option):  # fewest levers changed, then the fastest
+    def cost(option):  # fewest levers changed, the lossless one (offload) before the weights, then the fastest
         w, o, _ = option
-        return (w != weights) + (o != offload), offloads.index(o), order.index(w)
+        return (w != weights) + (o != offload), w != weights, offloads.index(o), order.index(w)
 
     fitting = sorted((option for option in options if option[2] <= free), key=cost)
     head = (f"the run needs about {gib(need)} on {where} ({plans[weights].describe()}; weights "

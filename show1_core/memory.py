@@ -118,24 +118,6 @@ def default_placement(device: str | torch.device | None = None, policy: Offload 
     return DevicePlacement(torch.device(device), torch.device("cpu"), Offload(policy))
 
 
-CPU_ACTIVATION_BUDGET = 1 << 22
-
-
-def activation_budget(device: torch.device, dtype: torch.dtype) -> int:
-    """How many elements one full-resolution activation of a UNet call may hold.
-
-    A UNet call keeps a few dozen tensors of (frames x H x W x first-block channels) alive; calls
-    above this size are split (the guidance pair, then windows) into several calls with the same
-    arithmetic, so memory is set by this bound, not by how many windows a stage has. On the CPU,
-    larger batches gain nothing (the kernels are compute-bound), so the bound is small; on a GPU it
-    follows the free memory.
-    """
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return max(CPU_ACTIVATION_BUDGET, free // (torch.finfo(dtype).bits // 8 * 48))
-    return CPU_ACTIVATION_BUDGET
-
-
 def tune_cpu_allocator() -> bool:
     """Keep freed CPU buffers in the process heap instead of returning them to the kernel.
 

@@ -22,7 +22,7 @@ import torch
 from einops import rearrange
 
 from .context import Progress, RunContext
-from .memory import activation_budget
+from .budget import activation_budget
 from .schedulers import learns_variance, step as scheduler_step
 
 
@@ -41,7 +41,7 @@ def videos_per_call(unet: torch.nn.Module, x: torch.Tensor, rows: int, device: t
     """Videos of a guided batch of `rows` videos that go through the UNet at once: all of them,
     unless the activation budget says fewer."""
     _, _, f, h, w = x.shape
-    fit = activation_budget(device, unet.compute_dtype) // max(1, unet.activation_elements(f, h, w))
+    fit = activation_budget(device, unet) // max(1, unet.activation_elements(f, h, w))
     return max(1, min(rows, fit))
 
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from workflows import load, problems, to_api, workflow_files
+from test_workflows import PREVIOUS_RELEASE, without_user_files
+from workflows import declared_object_info, load, problems, to_api, workflow_files
 
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
 pytestmark = [pytest.mark.integration,
@@ -164,7 +165,7 @@ def test_every_node_registers_without_import_errors(server, object_info):
     assert ours and not any("IMPORT FAILED" in line or "Cannot import" in line for line in ours), ours
     for name in EXPECTED_NODES:
         assert object_info[name]["category"].startswith("Show-1/") and object_info[name]["description"]
-    choices = object_info["Show1ModelLoader"]["input"]["required"]["model"][0]
+    choices = object_info["Show1ModelLoader"]["input"]["required"]["model"][1]["options"]
     assert "show-1-base (base)" in choices and "IF-II-L-v1.0 (if_ii)" in choices
     templates = server.get("/workflow_templates")
     assert set(templates.get("ComfyUI-Show1", [])) >= set(RUNNABLE)
@@ -172,10 +173,16 @@ def test_every_node_registers_without_import_errors(server, object_info):
 
 @pytest.mark.parametrize("path", workflow_files(), ids=lambda p: p.stem)
 def test_workflows_are_valid_against_the_live_server(path, object_info):
-    found = problems(load(path), object_info)
-    if path.stem == "show1_sd_keyframes_to_video":  # its SD checkpoint is not on a test server
-        found = [p for p in found if "ckpt_name" not in p]
-    assert found == []
+    assert without_user_files(path, problems(load(path), object_info)) == []
+
+
+def test_the_v3_nodes_are_served_as_declared(object_info, pack):
+    """What ComfyUI serves for the pack's V3 nodes is what the declarations say (the offline
+    validation of the workflows reads the same)."""
+    for name, declared in declared_object_info(pack.NODES).items():
+        live = object_info[name]
+        for key in ("input", "input_order", "output", "output_name", "output_node", "category"):
+            assert json.loads(json.dumps(live[key])) == json.loads(json.dumps(declared[key])), (name, key)
 
 
 def capped_prompt(name: str, object_info: dict) -> tuple[dict, dict]:
@@ -198,7 +205,7 @@ def test_example_workflow_finishes_on_the_cpu_and_writes_its_mp4(server, object_
     from show1_core.video import read_mp4
 
     prompt, workflow = capped_prompt(name, object_info)
-    graph = pack.nodes.readout.Graph(prompt, pack.NODE_CLASS_MAPPINGS)
+    graph = pack.nodes.readout.Graph(prompt, pack.NODES)
     creator = next(k for k, n in prompt.items() if n["class_type"] == "CreateVideo")
     source = graph.source(creator, "images")
     expected_frames, (width, height) = graph.frames(source), graph.size(source)
@@ -223,7 +230,7 @@ def test_show1_models_live_in_comfyuis_model_manager_and_free_with_it(server, ob
     assert server.wait(server.queue(prompt, workflow))["status"]["status_str"] == "success"
     held = show1_models(server)
     classes = sorted(m["class"] for m in held["models"])
-    assert "Show1UNet3D" in classes and "AutoencoderKL" in classes, held
+    assert "Show1UNet" in classes and "AutoencoderKL" in classes, held
     before = held["resident_mib"]
     server.post("/free", {"unload_models": True, "free_memory": True})
     deadline = time.time() + 60
@@ -297,3 +304,66 @@ def test_cancel_stops_within_a_step_and_leaves_nothing(server, object_info):
     after, _ = small_prompt("show1_interpolate_your_images", object_info)
     assert server.wait(server.queue(after))["status"]["status_str"] == "success"
     assert server.wait(server.queue(STOCK))["status"]["status_str"] == "success"
+
+
+def test_a_workflow_saved_by_the_previous_release_runs(server, object_info):
+    previous = next(p for p in PREVIOUS_RELEASE if p.stem == "show1_interpolate_your_images")
+    workflow = load(previous)
+    prompt = to_api(workflow, object_info)
+    for node in prompt.values():
+        node["inputs"].update(SMALL.get(node["class_type"], {}))
+        if node["class_type"] == "SaveVideo":
+            node["inputs"]["filename_prefix"] = "video/previous_release"
+    entry = server.wait(server.queue(prompt, workflow))
+    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[-3000:]
+    assert len(video_files(server, entry)) == 1
+
+
+# --- checks inside a ComfyUI process (tests/comfy_checks.py, run with ComfyUI's Python) -----------
+
+def comfy_check(name: str, demo_root: Path) -> dict:
+    python = os.environ.get("COMFYUI_PYTHON", sys.executable)
+    done = subprocess.run([python, str(Path(__file__).parent / "comfy_checks.py"), str(demo_root), name],
+                          capture_output=True, text=True, timeout=900, env={**os.environ, "COMFYUI_DIR": COMFYUI_DIR})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_every_model_is_made_of_layers_comfyui_can_cast(demo_root):
+    found = comfy_check("castable", demo_root)
+    print("castable fraction of the parameter bytes:", found["fractions"])
+    assert set(found["fractions"]) == {"base", "interpolation", "sr1", "if_ii", "sr2", "vae", "t5", "clip"}
+    assert all(f >= 0.95 for f in found["fractions"].values()), found["fractions"]
+    assert found["patched_models"] == ["Show1UNet"] * 5 + ["AutoencoderKL", "T5Encoder", "CLIPTextEncoder"]
+
+
+def test_a_unet_loaded_in_part_computes_what_it_computes_whole(demo_root):
+    found = comfy_check("partial_load", demo_root)
+    print("partial load:", found)
+    for weight_dtype, r in found.items():
+        assert r["lowvram"] and r["cast_layers"] > r["layers"] // 2, (weight_dtype, r)
+        assert r["loaded_bytes"] <= r["model_bytes"] // 4, (weight_dtype, r)
+        assert r["max_abs_diff"] == 0.0, (weight_dtype, r)
+
+
+def test_stages_ask_for_their_activation_estimate_and_never_force_a_full_load(demo_root):
+    calls = comfy_check("load_requests", demo_root)["calls"]
+    assert calls and not any(c["force_full_load"] for c in calls), calls
+    assert all(c["memory_required"] > 0 for c in calls), calls
+    assert {c["model"] for c in calls} == {"T5Encoder", "CLIPTextEncoder", "Show1UNet", "AutoencoderKL"}
+
+
+def test_the_patcher_class_is_looked_up_when_a_model_is_wrapped(demo_root):
+    found = comfy_check("dynamic_patcher", demo_root)
+    assert found == {"patcher": "DynamicPatcher", "meta_at_wrap": [True], "weights_after": "cpu",
+                     "size_matches": True}
+
+
+def test_comfyuis_t5_gives_show1s_embeddings(demo_root):
+    found = comfy_check("t5_equality", demo_root)
+    print("T5:", found)
+    assert found["missing"] == [] and found["unexpected"] == []
+    assert found["module_max_abs_diff"] < 1e-5 < found["masked_positions_matter"]
+    assert found["node_positive_diff"] < 1e-5 and found["node_negative_diff"] < 1e-5
+    assert found["shape"] == [1, 77, 32]
+    assert (found["negative_tokens"], found["end_token"]) == (1, 1)  # the empty negative: the end token alone

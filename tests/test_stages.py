@@ -86,7 +86,7 @@ def test_interpolation_batch_is_set_by_the_budget_not_the_keyframe_count(demo, t
 
     interp = demo[StageKind.INTERPOLATION]
     per_video = 5 * 8 * 12 * interp.unet.config.block_out_channels[0]
-    monkeypatch.setattr(sampling, "activation_budget", lambda device, dtype: 4 * per_video)
+    monkeypatch.setattr(sampling, "activation_budget", lambda device, unet: 4 * per_video)
     batches = []
     hook = interp.unet.register_forward_hook(lambda module, args, kwargs, out: batches.append(args[0].shape[0]),
                                              with_kwargs=True)

@@ -27,20 +27,25 @@ def object_info(pack):
 def test_the_four_workflows_are_there():
     names = {p.stem for p in workflow_files()}
     assert names == {"show1_published_cascade", "show1_hybrid_latent_interpolation",
-                     "show1_interpolate_your_images", "show1_sd_keyframes_to_video"}
+                     "show1_interpolate_your_images", "show1_sd_keyframes_to_video", "show1_comfy_t5_keyframes"}
 
 
 @pytest.mark.parametrize("path", workflow_files(), ids=lambda p: p.stem)
 def test_workflow_is_valid(path, object_info):
     workflow = load(path)
     assert workflow.get("version") == 0.4 and "nodes" in workflow and "links" in workflow
-    found = problems(workflow, object_info)
-    if path.stem == "show1_sd_keyframes_to_video":  # it names an SD checkpoint, which no test machine has
-        found = [p for p in found if "ckpt_name" not in p]
-    assert found == []
+    assert without_user_files(path, problems(workflow, object_info)) == []
     assert path.with_suffix(".jpg").is_file(), "ComfyUI shows <name>.jpg as the template's thumbnail"
     prompt = to_api(workflow, object_info)
     assert any(n["class_type"] == "SaveVideo" for n in prompt.values())
+
+
+def test_comfy_t5_workflow_feeds_comfyuis_t5xxl_to_the_pixel_stages(object_info):
+    prompt = to_api(load(WORKFLOW_DIR / "show1_comfy_t5_keyframes.json"), object_info)
+    loader = next(k for k, n in prompt.items() if n["class_type"] == "CLIPLoader")
+    assert prompt[loader]["inputs"]["type"] == "pixart" and prompt[loader]["inputs"]["clip_name"].startswith("t5xxl")
+    encode = next(n for n in prompt.values() if n["class_type"] == "Show1TextEncode")
+    assert encode["inputs"]["t5"] == [loader, 0] and "text_encoder" not in encode["inputs"]
 
 
 def test_published_cascade_is_the_published_chain(object_info):
@@ -83,6 +88,13 @@ def test_every_show1_node_passes_its_own_validation(path, object_info, pack):
         assert declaration.validate_inputs(**values) is True, (node_id, node["class_type"])
 
 
+def without_user_files(path, found: list[str]) -> list[str]:
+    """Problems of a workflow, less the combo values that name the user's own files (an SD checkpoint,
+    a t5xxl file), which no test machine has."""
+    user_files = {"show1_sd_keyframes_to_video": "ckpt_name", "show1_comfy_t5_keyframes": "clip_name"}
+    return [p for p in found if user_files.get(path.stem, "\0") not in p]
+
+
 PREVIOUS_RELEASE = sorted((Path(__file__).parent / "data" / "previous_release").glob("*.json"))
 
 
@@ -92,10 +104,7 @@ def test_a_workflow_saved_by_the_previous_release_loads_unchanged(path, object_i
     same node ids, same input names, the same widget values in the same places; the new optional
     widgets take their defaults."""
     workflow = load(path)
-    found = problems(workflow, object_info)
-    if path.stem == "show1_sd_keyframes_to_video":
-        found = [p for p in found if "ckpt_name" not in p]
-    assert found == []
+    assert without_user_files(path, problems(workflow, object_info)) == []
     old = to_api(workflow, object_info)
     current = to_api(load(WORKFLOW_DIR / path.name), object_info)
     assert old.keys() == current.keys()

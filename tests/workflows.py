@@ -137,10 +137,12 @@ def declared_object_info(declarations: dict) -> dict:
                             "default": declared.default if declared.default in choices else choices[0]}
             elif declared.widget:
                 options["default"] = declared.default
-                if declared.multiline:
-                    options["multiline"] = True
+                if declared.type == "STRING":
+                    options["multiline"] = declared.multiline
             inputs.setdefault("optional" if declared.optional else "required", {})[declared.name] = [declared.type,
                                                                                                   options]
+        if node.output_node:  # V3 gives output nodes the workflow to embed in what they save
+            inputs["hidden"] = {"prompt": ["PROMPT"], "extra_pnginfo": ["EXTRA_PNGINFO"]}
         info[name] = {"input": inputs, "input_order": {k: list(v) for k, v in inputs.items()},
                       "output": [o.type for o in node.outputs], "output_name": [o.name for o in node.outputs],
                       "output_node": node.output_node, "category": node.category}
