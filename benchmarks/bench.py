@@ -26,14 +26,18 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from show1_core.loading import load_stage, load_vae  # noqa: E402
+from fingerprint import difference, fingerprint  # noqa: E402
+from show1_core.context import RunContext  # noqa: E402
+from show1_core.loading import load_stage, load_text_encoder, load_vae  # noqa: E402
 from show1_core.memory import Offload, default_placement, tune_cpu_allocator  # noqa: E402
+from show1_core.precision import COMPUTE_DTYPES as DTYPES, Precision  # noqa: E402
+from show1_core.settings import IFIISettings, InterpolationSettings, KeyframeSettings, SR1Settings, \
+    SR2Settings  # noqa: E402
 from show1_core.stages import generate_keyframes, interpolate_keyframes, latent_super_resolve, \
     super_resolve_pixels, upscale_first_frame  # noqa: E402
-from show1_core.text import PromptEmbeddings, encode_prompt, load_text_encoder  # noqa: E402
-
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+from show1_core.text import PromptEmbeddings, encode_prompt  # noqa: E402
 
 
 PROFILE_KINDS = (  # first match wins; op names of torch's CPU kernels
@@ -91,16 +95,16 @@ class Workload:
     def __init__(self, spec: dict, models: Path, device: torch.device, dtype: torch.dtype):
         self.spec, self.device, self.dtype = spec, device, dtype
         folder = {role: models / entry["folder"] for role, entry in spec["models"].items() if isinstance(entry, dict)}
-        load = dict(dtype=dtype, device=device)
-        self.t5 = load_text_encoder(folder["text_encoder_and_keyframes"], **load)
-        self.base = load_stage(folder["text_encoder_and_keyframes"], **load)
-        self.interp = load_stage(folder["interpolation"], **load)
-        self.if_ii = load_stage(folder["if_ii"], **load)
-        self.sr1 = load_stage(folder["sr1"], **load)
-        self.sr2 = load_stage(folder["sr2"], **load)
-        self.vae = load_vae(folder["sr2"], **load)
-        self.clip = load_text_encoder(folder["sr2"], **load)
-        self.placement = default_placement(device, Offload.KEEP)
+        precision = Precision(dtype)
+        self.t5 = load_text_encoder(folder["text_encoder_and_keyframes"], None, device)
+        self.base = load_stage(folder["text_encoder_and_keyframes"], precision, device)
+        self.interp = load_stage(folder["interpolation"], precision, device)
+        self.if_ii = load_stage(folder["if_ii"], precision, device)
+        self.sr1 = load_stage(folder["sr1"], precision, device)
+        self.sr2 = load_stage(folder["sr2"], precision, device)
+        self.vae = load_vae(folder["sr2"], precision, device)
+        self.clip = load_text_encoder(folder["sr2"], None, device)
+        self.ctx = RunContext(default_placement(device, Offload.KEEP))
         self.counters = {name: CallCounter([stage.unet]) for name, stage in
                          (("keyframes", self.base), ("interpolation", self.interp), ("if_ii_first_frame", self.if_ii),
                           ("sr1", self.sr1), ("sr2", self.sr2))}
@@ -110,41 +114,45 @@ class Workload:
             self.spec["stages"][stage]["num_inference_steps"]
 
     def run_stage(self, name: str, inputs: dict, warmup: bool = False):
-        s, seed, p = self.spec["stages"].get(name, {}), self.spec["seed"], self.placement
+        s, seed, ctx = self.spec["stages"].get(name, {}), self.spec["seed"], self.ctx
+        steps = self.steps(name, warmup) if name != "text_encode" else 0
         if name == "text_encode":
             return {"t5": encode_prompt(self.t5, self.spec["prompt"], "")}
         if name == "keyframes":
-            return {"video": generate_keyframes(self.base, inputs["t5"], s["num_frames"], s["height"], s["width"],
-                                                self.steps(name, warmup), s["guidance_scale"], seed, placement=p)}
+            settings = KeyframeSettings(s["num_frames"], s["height"], s["width"], steps, s["guidance_scale"], seed)
+            return {"video": generate_keyframes(self.base, inputs["t5"], settings, ctx)}
         if name == "interpolation":
-            return {"video": interpolate_keyframes(self.interp, inputs["t5"], inputs["video"], self.steps(name, warmup),
-                                                   s["guidance_scale"], seed, placement=p)}
+            settings = InterpolationSettings(steps, s["guidance_scale"], seed)
+            return {"video": interpolate_keyframes(self.interp, inputs["t5"], inputs["video"], settings, ctx)}
         if name == "if_ii_first_frame":
-            first = upscale_first_frame(self.if_ii, inputs["t5"], inputs["video"][:, :, 0], s["height"], s["width"],
-                                        self.steps(name, warmup), s["guidance_scale"], s["noise_level"], seed,
-                                        placement=p)
+            settings = IFIISettings(steps, s["guidance_scale"], s["noise_level"], seed)
+            first = upscale_first_frame(self.if_ii, inputs["t5"], inputs["video"][:, :, 0], settings, ctx)
             return {"first_frame": first, "video": inputs["video"]}
         if name == "sr1":
-            return {"video": super_resolve_pixels(
-                self.sr1, inputs["t5"], inputs["video"], s["height"], s["width"], self.steps(name, warmup),
-                s["guidance_scale"], s["noise_level"], seed, first_frame=inputs["first_frame"],
-                window=s["window_size"], stride=s["stride"], placement=p)}
+            settings = SR1Settings(s["height"] // inputs["video"].shape[-2], steps, s["guidance_scale"],
+                                   s["noise_level"], seed, s["window_size"], s["stride"])
+            return {"video": super_resolve_pixels(self.sr1, inputs["t5"], inputs["video"], settings, ctx,
+                                                  inputs["first_frame"])}
         if name == "sr2":
             clip = encode_prompt(self.clip, self.spec["prompt"], self.spec["negative_prompt"])
-            return {"video": latent_super_resolve(self.sr2, self.vae, clip, inputs["video"], s["height"], s["width"],
-                                                  s["strength"], self.steps(name, warmup), s["guidance_scale"], seed,
-                                                  placement=p)}
+            settings = SR2Settings(s["strength"], steps, s["guidance_scale"], seed, height=s["height"],
+                                   width=s["width"])
+            return {"video": latent_super_resolve(self.sr2, self.vae, clip, inputs["video"], settings, ctx)}
         raise ValueError(name)
 
-    def cascade(self, warmup: bool = False) -> dict[str, float]:
-        times, state = {}, {}
+    def cascade(self, warmup: bool = False) -> tuple[dict[str, float], dict[str, dict]]:
+        """Seconds of every stage, and the fingerprint of what it made."""
+        times, prints, state = {}, {}, {}
         for name in self.spec["stage_order"]:
             sync(self.device)
             start = time.perf_counter()
-            state.update(self.run_stage(name, state, warmup))
+            out = self.run_stage(name, state, warmup)
             sync(self.device)
             times[name] = time.perf_counter() - start
-        return times
+            state.update(out)
+            made = out.get("first_frame", out.get("video", out.get("t5")))
+            prints[name] = fingerprint(made.positive if name == "text_encode" else made)
+        return times, prints
 
     def alone_inputs(self, name: str, keyframes: int | None) -> dict:
         """Random inputs of the spec's shapes for one stage (stage_alone_inputs)."""
@@ -168,6 +176,20 @@ class Workload:
         return {"t5": t5}
 
 
+FINGERPRINT_TOLERANCE = 0.05  # rounding carried through the chained stages stays far below it
+
+
+def same_work(ours: dict, published: dict) -> dict:
+    """Per stage: the largest fingerprint difference from the published run, and whether it is the same
+    work (same shape, differences within rounding)."""
+    out = {}
+    for name, mine in ours.items():
+        theirs = published.get("fingerprints", {}).get(name)
+        diff = difference(mine, theirs) if theirs else None
+        out[name] = {"max_difference": diff, "same": diff is not None and diff <= FINGERPRINT_TOLERANCE}
+    return out
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -187,6 +209,8 @@ def main() -> None:
     ap.add_argument("--stage", help="run this stage alone (random inputs) instead of the cascade")
     ap.add_argument("--keyframes", type=int, help="keyframe count of the interpolation input (with --stage)")
     ap.add_argument("--profile", action="store_true", help="with --stage: also profile one more run by kind of op")
+    ap.add_argument("--published", type=Path, help="the last JSON line of published.py (same sitting): compare "
+                                                    "every stage's output fingerprint with it")
     ap.add_argument("--default-allocator", action="store_true",
                     help="leave glibc's malloc as it is (by default the CLI's CPU allocator tuning is applied)")
     args = ap.parse_args()
@@ -221,13 +245,16 @@ def main() -> None:
         totals = []
         for _ in range(args.repeat):
             before = {n: c.calls for n, c in work.counters.items()}
-            times = work.cascade()
+            times, prints = work.cascade()
             totals.append(sum(times.values()))
             for n, t in times.items():
                 per_stage[n].append(t)
             calls = {n: c.calls - before[n] for n, c in work.counters.items()}
         result["cascade_seconds"] = round(statistics.median(totals), 3)
         result["cascade_seconds_all"] = [round(t, 3) for t in totals]
+        result["fingerprints"] = prints
+        if args.published:
+            result["same_work_as_published"] = same_work(prints, json.loads(args.published.read_text()))
     result["stages"] = {n: {**summary(v), "unet_calls": calls.get(n, 0)} for n, v in per_stage.items()}
     result["peak_rss_mib"] = round(peak_rss_mib(), 1)
     result["peak_vram_mib"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1) if device.type == "cuda" else None

@@ -109,6 +109,60 @@ def generate(args) -> int:
     return 0
 
 
+def batch(args) -> int:
+    """Every job of a JOBS file; bad lines are reported and the others run. Exit 1 if any failed."""
+    from .batch import Summary, print_bad_lines, read_jobs, remove_leftovers, run_local
+
+    device = parse_device("--device", args.device)
+    precision = parse_precision(args.dtype, args.weight_dtype, device, ("--dtype", "--weight-dtype"))
+    sizes = parse_pools(args.pool)
+    if not args.jobs.is_file():
+        raise InputError(f"JOBS: {args.jobs} is not a file; give a JSON-lines file of jobs")
+    check_writable_folder("--out", args.out)
+    jobs, _ = read_jobs(args.jobs, options.base_settings(True), lambda s: {})  # which stages the jobs reach
+    last = max((j.settings.last_stage for j in jobs), key=STAGE_ORDER.index, default="sr2")
+    folders = find_folders(args.models, args.demo, last)
+    jobs, bad = read_jobs(args.jobs, options.base_settings(folders.demo), folders.multiples)
+    print_bad_lines(bad)
+    args.out.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(jobs, args.out)
+    summary = Summary(skipped=sum(j.finished(args.out) for j in jobs))
+    todo = [j for j in jobs if not j.finished(args.out)]
+    if todo:
+        widest = max(todo, key=lambda j: j.settings.upto).settings
+        require_cascade_fits(folders, widest, precision.compute, args.weight_dtype, args.offload, device, device)
+        if device.type == "cpu":
+            tune_cpu_allocator()
+        if args.ray is not None:
+            from .ray_batch import WorkerSetup, run_ray
+
+            setup = WorkerSetup(folders, widest, precision, str(device), args.offload, torch.get_num_threads())
+            run_ray(todo, setup, args.out, sizes, args.ray or None, summary)
+        else:
+            from .headless import load_cascade
+
+            steps = tuple(dict.fromkeys(s for j in todo for s in j.steps))
+            models = load_cascade(folders, widest, precision, torch.device("cpu"), steps=steps)
+            ctx = RunContext(default_placement(device, args.offload), on_warning=warn)
+            run_local(todo, models, args.out, ctx, folders.demo, summary)
+    summary.failed = [b.message for b in bad] + summary.failed
+    print(summary.table())
+    return 1 if summary.failed else 0
+
+
+def parse_pools(specs: list[str]) -> dict[str, int]:
+    from .cascade import STEPS
+
+    sizes = {}
+    for spec in specs or []:
+        step, _, count = spec.partition("=")
+        if step not in STEPS or not count.isdigit() or int(count) < 1:
+            raise InputError(f"--pool: {spec!r} is not STEP=N with STEP one of {', '.join(STEPS)} and N >= 1; e.g. "
+                             "--pool sr1=2 sr2=2")
+        sizes[step] = int(count)
+    return sizes
+
+
 def download(args) -> int:
     from .download import download_stages
 
@@ -176,6 +230,24 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     add_setting_flags(g)
     g.set_defaults(func=generate)
+    b = sub.add_parser("batch", help="run every job of a JSON-lines file, resumably (optionally on a Ray cluster)")
+    b.add_argument("jobs", type=Path, metavar="JOBS.jsonl", help="one JSON object per line: prompt, and optionally id, "
+                   "negative_prompt, keyframes (image files) and any of generate's settings by name (seed, frames, "
+                   "keyframe_steps, last_stage, ...)")
+    b.add_argument("--out", type=Path, required=True, help="folder of the videos and their sidecar JSON files")
+    b.add_argument("--models", type=Path, help="folder holding the stage folders; without it the demo weights run")
+    b.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (with --ray: each actor's)")
+    b.add_argument("--dtype", choices=COMPUTE_CHOICES, default="auto", help="the arithmetic")
+    b.add_argument("--weight-dtype", choices=WEIGHT_CHOICES, default="default", help="how the UNet weights are stored")
+    b.add_argument("--offload", choices=[o.value for o in Offload], default="stage",
+                   help="where models wait between uses (with --ray each actor keeps its own stage resident)")
+    b.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="run the stages as pools of Ray actors: a local cluster, or the one at ADDRESS (ray start)")
+    b.add_argument("--pool", nargs="+", metavar="STEP=N", help="actors per stage with --ray, e.g. sr1=2 sr2=2 "
+                   "(steps: text, keyframes, interpolation, sr1, sr2; default one each)")
+    b.add_argument("--demo", action="store_true", help="use the random demo weights even if real ones exist")
+    b.add_argument("--debug", action="store_true", help="show the traceback of a failure")
+    b.set_defaults(func=batch)
     d = sub.add_parser("download", help="download the official stage folders from the Hugging Face hub")
     d.add_argument("--dest", type=Path, required=True, help="e.g. ComfyUI/models/show1")
     d.add_argument("--stages", nargs="+", choices=[k.value for k in StageKind], default=[k.value for k in StageKind])

@@ -207,7 +207,7 @@ def test_example_workflow_finishes_on_the_cpu_and_writes_its_mp4(server, object_
     prompt, workflow = capped_prompt(name, object_info)
     graph = pack.nodes.readout.Graph(prompt, pack.NODES)
     creator = next(k for k, n in prompt.items() if n["class_type"] == "CreateVideo")
-    source = graph.source(creator, "images")
+    source = pack.nodes.readout.View(graph, creator, 0).source("images")
     expected_frames, (width, height) = graph.frames(source), graph.size(source)
     started = time.time()
     entry = server.wait(server.queue(prompt, workflow), timeout=WORKFLOW_LIMIT_S)

@@ -1,0 +1,153 @@
+"""A batch on a Ray cluster: each step of the cascade is a pool of Ray actors that keep their
+stage's weights resident on their own device, and jobs stream from pool to pool.
+
+Ray Core actors, not Ray Data: a job is one video whose five steps differ by two orders of
+magnitude in cost, and what matters is per-job isolation (a failing job is reported, the others go
+on), exactly-once results that survive a restart (the driver writes each video and its sidecar
+whole, after its last step), and per-pool accounting; each call carries one video, which already
+fills a device with its windows and guidance batch. An actor whose process dies is restarted by
+Ray (its weights reload) and its calls are retried, so every job still finishes, once.
+Each actor runs with the same torch thread count as the driver, so every video is bitwise the one
+`generate` makes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .batch import Job, Progress, Summary, failure, start_state, write_result
+from .cascade import STEPS
+from .context import RunContext
+from .headless import Folders, load_cascade
+from .memory import default_placement
+from .precision import Precision
+from .settings import CascadeSettings
+
+PYTHON_PACKAGE = Path(__file__).resolve().parent
+
+
+def require_ray():
+    try:
+        import ray
+    except ImportError:
+        from .errors import InputError
+
+        raise InputError("--ray: Ray is not installed; install the pack's Ray extra (pip install .[ray]) or leave "
+                         "--ray out to run on one device") from None
+    return ray
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """What every actor needs to load its stage's models and run like the driver."""
+
+    folders: Folders
+    settings: CascadeSettings
+    precision: Precision
+    device: str
+    offload: str
+    threads: int
+
+
+class StageWorker:
+    """One actor of one pool: the models of its step, resident on its device."""
+
+    def __init__(self, step: str, setup: WorkerSetup):
+        torch.set_num_threads(setup.threads)
+        self.step = step
+        device = torch.device(setup.device if setup.device != "cuda" or torch.cuda.is_available() else "cpu")
+        self.models = load_cascade(setup.folders, setup.settings, setup.precision, torch.device("cpu"),
+                                   steps=(step,))
+        self.ctx = RunContext(default_placement(device, setup.offload))
+
+    def run(self, job: Job, state):
+        from .cascade import run_step
+
+        start = time.perf_counter()
+        state = run_step(self.step, self.models, state, job.settings, self.ctx)
+        return state, time.perf_counter() - start
+
+    def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
+
+def start_pools(ray, setup: WorkerSetup, sizes: dict[str, int], steps: set[str]) -> dict[str, list]:
+    """One pool per step the jobs need, of `sizes[step]` actors (default one)."""
+    gpu = setup.device.startswith("cuda")
+    # a GPU actor takes a GPU; CPU actors share the cores (their torch threads are set explicitly)
+    actor = ray.remote(StageWorker).options(max_restarts=-1, max_task_retries=-1, num_cpus=0.1,
+                                            num_gpus=1 if gpu else 0)
+    return {step: [actor.remote(step, setup) for _ in range(sizes.get(step, 1))] for step in STEPS if step in steps}
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None):
+    """Connect to the cluster at `address` (or start a local one) with the pack's library shipped to
+    every worker."""
+    ray = require_ray()
+    if not ray.is_initialized():
+        ray.init(address=address, runtime_env={"py_modules": [str(PYTHON_PACKAGE)]}, log_to_driver=False,
+                 include_dashboard=False, **({"num_cpus": num_cpus} if num_cpus and not address else {}))
+    return ray
+
+
+def run_ray(jobs: list[Job], setup: WorkerSetup, out: Path, sizes: dict[str, int], address: str | None,
+            summary: Summary, on_event=None) -> Summary:
+    """Stream the jobs through the pools; write each finished video and its sidecar here, once.
+    `on_event(kind, pools, info)` hears of every finished step (tests use it to kill an actor)."""
+    ray = init_ray(address)
+    steps = {s for j in jobs for s in j.steps}
+    pools = start_pools(ray, setup, sizes, steps)
+    load = {id(a): 0 for pool in pools.values() for a in pool}
+    pending = {}  # seconds ref -> (job, step index, state ref, actor)
+    seconds_of = {j.id: {} for j in jobs}
+    progress = Progress(len(jobs), summary)
+    started = time.perf_counter()
+
+    def submit(job: Job, index: int, state) -> None:
+        step = job.steps[index]
+        actor = min(pools[step], key=lambda a: load[id(a)])
+        load[id(actor)] += 1
+        state_ref, seconds_ref = actor.run.options(num_returns=2).remote(job, state)
+        pending[seconds_ref] = (job, index, state_ref, actor)
+
+    try:
+        for job in jobs:
+            submit(job, 0, start_state(job))
+        while pending:
+            [ready], _ = ray.wait(list(pending), num_returns=1)
+            job, index, state_ref, actor = pending.pop(ready)
+            load[id(actor)] -= 1
+            step = job.steps[index]
+            try:
+                seconds = ray.get(ready)
+            except Exception as e:  # the job's own error, raised in the actor
+                summary.failed.append(failure(job, getattr(e, "cause", None) or e))
+                progress.job_done()
+                continue
+            seconds_of[job.id][step] = seconds
+            progress.stage_done(step, seconds)
+            if on_event is not None:
+                on_event("step", pools, {"job": job.id, "step": step})
+            if index + 1 < len(job.steps):
+                submit(job, index + 1, state_ref)
+                continue
+            try:
+                write_result(job, ray.get(state_ref).video, seconds_of[job.id], out, setup.folders.demo)
+                summary.done += 1
+            except Exception as e:
+                summary.failed.append(failure(job, e))
+            progress.job_done()
+    finally:
+        progress.close()
+        summary.seconds = time.perf_counter() - started
+        summary.workers = {step: len(pool) for step, pool in pools.items()}
+        for pool in pools.values():
+            for a in pool:
+                ray.kill(a, no_restart=True)
+    return summary
