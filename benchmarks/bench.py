@@ -29,16 +29,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fingerprint import difference, fingerprint  # noqa: E402
+
 from show1_core.context import RunContext  # noqa: E402
 from show1_core.loading import load_stage, load_text_encoder, load_vae  # noqa: E402
 from show1_core.memory import Offload, default_placement, tune_cpu_allocator  # noqa: E402
-from show1_core.precision import COMPUTE_DTYPES as DTYPES, Precision  # noqa: E402
-from show1_core.settings import IFIISettings, InterpolationSettings, KeyframeSettings, SR1Settings, \
-    SR2Settings  # noqa: E402
-from show1_core.stages import generate_keyframes, interpolate_keyframes, latent_super_resolve, \
-    super_resolve_pixels, upscale_first_frame  # noqa: E402
+from show1_core.precision import COMPUTE_DTYPES as DTYPES  # noqa: E402
+from show1_core.precision import Precision
+from show1_core.settings import (
+    IFIISettings,
+    InterpolationSettings,
+    KeyframeSettings,
+    SR1Settings,
+    SR2Settings,  # noqa: E402
+)
+from show1_core.stages import (
+    generate_keyframes,
+    interpolate_keyframes,
+    latent_super_resolve,
+    super_resolve_pixels,  # noqa: E402
+    upscale_first_frame,
+)
 from show1_core.text import PromptEmbeddings, encode_prompt  # noqa: E402
-
 
 PROFILE_KINDS = (  # first match wins; op names of torch's CPU kernels
     ("attention", ("scaled_dot_product", "flash_attention", "bmm", "softmax")),

@@ -11,8 +11,8 @@ one step). On the CPU the peak is the resident set (the allocator is tuned as th
 freed memory stays in the heap and the peak is the peak); on a GPU it is torch's allocator peak.
 On a CPU, where a full-size sr1 / sr2 / interpolation step takes minutes, the published resolution
 runs at two smaller frame (or window) counts; `summarise` extrapolates per frame and says so.
-With `--budgets 8 12 16 24` (GPU) the cascade of one step per stage also runs under each budget
-(`torch.cuda.set_per_process_memory_fraction`) and each offload policy.
+`cascade_peak_bytes` is the published cascade's peak under each offload policy, composed from the
+measured stages as the pack's run planner composes its estimates (`budget.CascadePlan`).
 The last line printed is one JSON object.
 """
 
@@ -32,6 +32,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from show1_core.budget import CascadePlan, StageNeed  # noqa: E402
+from show1_core.context import RunContext  # noqa: E402
 from show1_core.demo import IF_II_SCHEDULER, NOISING_SCHEDULER, SR1_SCHEDULER  # noqa: E402
 from show1_core.folders import read_json  # noqa: E402
 from show1_core.loading import as_stored, build_on_meta  # noqa: E402
@@ -41,13 +43,26 @@ from show1_core.models.ops import operations_for  # noqa: E402
 from show1_core.models.t5 import T5Config, T5Encoder  # noqa: E402
 from show1_core.models.unet import Show1UNet, UNetConfig  # noqa: E402
 from show1_core.models.vae import AutoencoderKL, VAEConfig  # noqa: E402
-from show1_core.context import RunContext  # noqa: E402
-from show1_core.precision import COMPUTE_DTYPES, WEIGHT_DTYPES, Precision, dtype_name  # noqa: E402
-from show1_core.settings import IFIISettings, InterpolationSettings, KeyframeSettings, LatentSRSettings, \
-    SR1Settings, VAEDecodeSettings, VAEEncodeSettings  # noqa: E402
+from show1_core.precision import COMPUTE_DTYPES, WEIGHT_DTYPES, Precision  # noqa: E402
+from show1_core.settings import (
+    IFIISettings,
+    InterpolationSettings,
+    KeyframeSettings,
+    LatentSRSettings,
+    SR1Settings,  # noqa: E402
+    VAEDecodeSettings,
+    VAEEncodeSettings,
+)
 from show1_core.stage import Stage, StageKind  # noqa: E402
-from show1_core.stages import generate_keyframes, interpolate_keyframes, latent_video_to_video, \
-    super_resolve_pixels, upscale_first_frame, vae_decode, vae_encode  # noqa: E402
+from show1_core.stages import (
+    generate_keyframes,
+    interpolate_keyframes,
+    latent_video_to_video,
+    super_resolve_pixels,  # noqa: E402
+    upscale_first_frame,
+    vae_decode,
+    vae_encode,
+)
 from show1_core.text import PromptEmbeddings, TextEncoder, encode  # noqa: E402
 
 # The text encoders' configs are not in the hub snapshot: these are the public ones the checkpoints
@@ -268,10 +283,27 @@ def summarise(points: list[dict]) -> dict:
             per_sec = (b["seconds_per_step"] - a["seconds_per_step"]) / span
             entry.update(activation_bytes=int(a["activation_bytes"] + per_act * (target - a[unit])),
                          seconds_per_step=round(a["seconds_per_step"] + per_sec * (target - a[unit]), 1),
-                         how=f"extrapolated per {unit[:-1] if unit.endswith('s') else unit} from {a[unit]} and "
+                         how=f"extrapolated per {unit.replace('frames', 'frame').replace('windows', 'window')} from {a[unit]} and "
                              f"{b[unit]} {unit} at the published resolution")
         out[name] = entry
     return out
+
+
+def cascade_peaks(stages: dict, with_t5: bool = True) -> dict:
+    """The published cascade's peak under each offload policy, from the measured stages: T5 runs
+    alone first (or on another device); sr2 holds the VAE and CLIP beside its UNet and decodes with
+    the VAE's activations."""
+    def need(name, weights, act, transient=False):
+        return StageNeed(name, weights, act, transient)
+
+    sr2 = stages["sr2"]
+    needs = [need("T5", stages["t5"]["weight_bytes"], stages["t5"]["activation_bytes"], transient=True),
+             *(need(n, stages[n]["weight_bytes"], stages[n]["activation_bytes"])
+               for n in ("keyframes", "interpolation", "if_ii", "sr1")),
+             need("sr2", sr2["weight_bytes"] + stages["vae_decode"]["weight_bytes"] + stages["clip"]["weight_bytes"],
+                  max(sr2["activation_bytes"], stages["vae_decode"]["activation_bytes"]))]
+    plan = CascadePlan(tuple(needs if with_t5 else needs[1:]))
+    return {offload: plan.peak(offload) for offload in ("keep", "stage", "window")}
 
 
 def run_points(args) -> list[dict]:
@@ -297,6 +329,7 @@ def main() -> None:
     ap.add_argument("--weight-dtype", choices=[k for k in WEIGHT_DTYPES if k != "default"], default="bf16")
     ap.add_argument("--points", nargs="+", help="NAME:FRAMES, e.g. sr1:2 (default: the CPU or GPU set)")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--summarise", type=Path, metavar="JSON", help="summarise the points of an earlier run again")
     ap.add_argument("--one", nargs=2, metavar=("NAME", "FRAMES"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     device = torch.device(args.device)
@@ -304,11 +337,18 @@ def main() -> None:
     if args.one:
         print(json.dumps(point(args.configs, args.one[0], int(args.one[1]), device, precision)))
         return
-    args.points = args.points or (GPU_POINTS if device.type == "cuda" else CPU_POINTS)
-    points = run_points(args)
-    result = {"device": args.device, "compute": args.dtype, "weights": args.weight_dtype,
-              "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": os.cpu_count(),
-              "stages": summarise(points)}
+    if args.summarise:
+        result = json.loads(args.summarise.read_text())
+        points = [p for stage in result["stages"].values() for p in stage["points"]]
+    else:
+        args.points = args.points or (GPU_POINTS if device.type == "cuda" else CPU_POINTS)
+        points = run_points(args)
+        result = {"device": args.device, "compute": args.dtype, "weights": args.weight_dtype,
+                  "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": os.cpu_count()}
+    result["stages"] = summarise(points)
+    if all(name in result["stages"] for name in PUBLISHED):
+        result["cascade_peak_bytes"] = cascade_peaks(result["stages"])
+        result["cascade_peak_bytes_t5_elsewhere"] = cascade_peaks(result["stages"], with_t5=False)
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result))

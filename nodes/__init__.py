@@ -4,7 +4,12 @@ with ComfyUI as V3 nodes (`v3`)."""
 from __future__ import annotations
 
 from . import comfy, routes
-from .latent import Show1FrameDecode, Show1LatentInterpolator, Show1LatentUpscale, Show1VAEEncode
+from .latent import (
+    Show1FrameDecode,
+    Show1LatentInterpolator,
+    Show1LatentUpscale,
+    Show1VAEEncode,
+)
 from .loaders import Show1ModelLoader, Show1TextEncoderLoader, Show1VAELoader
 from .pixel import Show1KeyframeSampler, Show1PixelInterpolate, Show1PixelUpscale
 from .text import Show1LoadEmbeds, Show1SaveEmbeds, Show1TextEncode

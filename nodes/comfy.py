@@ -25,7 +25,13 @@ from typing import Iterator
 
 import torch
 
-from ..show1_core.memory import Offload, empty_cache, is_out_of_memory, module_device, should_offload
+from ..show1_core.memory import (
+    Offload,
+    empty_cache,
+    is_out_of_memory,
+    module_device,
+    should_offload,
+)
 from ..show1_core.precision import Precision, parse_precision
 
 log = logging.getLogger("show1")
@@ -90,10 +96,12 @@ def output_device() -> torch.device:
 
 
 def free_memory(device: torch.device) -> int | None:
-    """Bytes ComfyUI can give a stage on `device` (free, plus what its models hold and could give
-    back); None on the CPU outside ComfyUI's accounting."""
+    """Bytes a stage can have on `device`: on a GPU under ComfyUI, the free memory plus what its
+    models hold and could give back; on the CPU, the system's available memory."""
+    from ..show1_core.budget import free_bytes
+
     if not IN_COMFYUI or device.type == "cpu":
-        return None
+        return free_bytes(device) if device.type == "cpu" else None
     held = sum(m.model_loaded_memory() for m in mm.current_loaded_models if m.device == device)
     return int(mm.get_free_memory(device) + held)
 
@@ -151,7 +159,7 @@ class Adopter:
         return bool(is_dynamic()) if callable(is_dynamic) else False
 
 
-def check_interrupt() -> None:
+def stop_if_interrupted() -> None:
     """Raise ComfyUI's interrupt exception if the user pressed Cancel (clears the flag)."""
     if IN_COMFYUI:
         mm.throw_exception_if_processing_interrupted()
@@ -290,7 +298,7 @@ def run_context_for(placement: ComfyPlacement):
     """The run context of a node's call: this placement, the node's progress bar, Cancel, warnings."""
     from ..show1_core.context import RunContext
 
-    return RunContext(placement, progress_callback(), check_interrupt, on_warning=warn)
+    return RunContext(placement, progress_callback(), stop_if_interrupted, on_warning=warn)
 
 
 def out_of_memory(error: BaseException) -> bool:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import torch
 
-from ..show1_core.context import RunContext  # noqa: F401 (the type run_context returns)
 from ..show1_core.errors import InputError
 from ..show1_core.folders import StageInfo, find_stages
 from ..show1_core.frames import images_to_video, video_to_images
@@ -51,13 +50,44 @@ class Show1TextEncoders:
     offload: Offload = Offload.STAGE
 
 
-def run_context(*models, memory: dict | None = None) -> RunContext:
+LEVERS = ("fewer frames or keyframes, a smaller window, smaller sizes, fewer frames_per_chunk or tile on the VAE "
+          "nodes, or a GPU with more memory")
+
+
+def require_room(memory: dict) -> None:
+    """Refuse, before any weight moves, a stage whose activations alone exceed what the device can
+    give (its free memory plus what ComfyUI's models hold and could give back): weights can be
+    loaded in part, activations cannot."""
+    from ..show1_core.budget import gib
+    from ..show1_core.errors import DoesNotFit
+
+    device = comfy.compute_device()
+    room = comfy.free_memory(device)
+    need = max(memory.values(), default=0)
+    if room is not None and need > room:
+        raise DoesNotFit(f"this stage needs about {gib(need)} for its activations on {device}, but at most "
+                         f"{gib(room)} can be freed there (weights can stream from the CPU, activations cannot); "
+                         f"use {LEVERS}")
+
+
+def run_context(*models, memory: dict | None = None):
     """The run context of one stage call inside a node: ComfyUI's model manager places the given
     models (the first one's offload policy; `memory` maps a module to its activation estimate, the
-    `memory_required` of its load), the node's progress bar, Cancel, and warnings on the node."""
+    `memory_required` of its load, after `require_room`), the node's progress bar, Cancel, and
+    warnings on the node."""
+    require_room(memory or {})
     policy = next((m.offload for m in models if isinstance(m, Show1Model)), Offload.STAGE)
     placement = comfy.ComfyPlacement(policy, [getattr(m, "patcher", None) for m in models], memory)
     return comfy.run_context_for(placement)
+
+
+def require_stage_inputs(model, cond, what: str) -> None:
+    """The model and prompt inputs of a stage node, of the right kinds before any attribute is read."""
+    from ..show1_core.text import TextConditioning
+    from .declare import require_input
+
+    require_input(model, Show1Model, "model", f"{what} from Show1ModelLoader")
+    require_input(cond, TextConditioning, "cond", "prompt embeddings from Show1TextEncode or Show1LoadEmbeds")
 
 
 # --- model folders ------------------------------------------------------------------------------

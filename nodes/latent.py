@@ -5,13 +5,33 @@ from __future__ import annotations
 from ..show1_core import rules
 from ..show1_core.budget import unet_call_bytes, vae_call_bytes
 from ..show1_core.frames import RESIZE_MODES, fit, uint8_to_video
-from ..show1_core.settings import LatentInterpolationSettings, same, LatentSRSettings, SR2Settings, VAEDecodeSettings, \
-    VAEEncodeSettings
-from ..show1_core.stages import interpolate_latents, latent_video_to_video, vae_decode, vae_encode
+from ..show1_core.settings import (
+    LatentInterpolationSettings,
+    LatentSRSettings,
+    SR2Settings,
+    VAEDecodeSettings,
+    VAEEncodeSettings,
+    same,
+)
+from ..show1_core.stages import (
+    interpolate_latents,
+    latent_video_to_video,
+    vae_decode,
+    vae_encode,
+)
 from ..show1_core.stages.latent_sr import published_sr2_input
-from ..show1_core.text import TextConditioning
-from .common import COND, MODEL, VAE, Show1Model, Show1VAE, image_to_video, latent_samples, run_context, to_latent, \
-    video_to_image
+from .common import (
+    COND,
+    MODEL,
+    VAE,
+    Show1VAE,
+    image_to_video,
+    latent_samples,
+    require_stage_inputs,
+    run_context,
+    to_latent,
+    video_to_image,
+)
 from .declare import Node, Output, combo, number, require_input, setting, socket
 from .readout import both
 
@@ -19,14 +39,11 @@ CATEGORY = "Show-1/latent"
 VAE_TIP = "The show-1-sr2 VAE from Show1VAELoader."
 
 
-def checked_vae(vae) -> Show1VAE:
+def vae_input(vae) -> Show1VAE:
     require_input(vae, Show1VAE, "vae", "the show-1-sr2 VAE from Show1VAELoader")
     return vae
 
 
-def checked(model, cond) -> None:
-    require_input(model, Show1Model, "model", "show-1-sr2 from Show1ModelLoader")
-    require_input(cond, TextConditioning, "cond", "prompt embeddings from Show1TextEncode or Show1LoadEmbeds")
 
 
 class Show1VAEEncode(Node):
@@ -52,7 +69,7 @@ class Show1VAEEncode(Node):
 
     @classmethod
     def execute(cls, vae, images, width, height, resize, posterior, seed, tile):
-        vae = checked_vae(vae)
+        vae = vae_input(vae)
         video = image_to_video(images)
         if resize == "published":
             video = uint8_to_video(published_sr2_input(video, height, width).numpy())
@@ -77,7 +94,7 @@ class Show1FrameDecode(Node):
 
     @classmethod
     def execute(cls, vae, latent, frames_per_chunk, tile):
-        vae = checked_vae(vae)
+        vae = vae_input(vae)
         samples = latent_samples(latent)
         h, w = samples.shape[-2] * vae.vae.size_multiple, samples.shape[-1] * vae.vae.size_multiple
         memory = {id(vae.vae): vae_call_bytes(vae.vae, frames_per_chunk, h, w, "decode")}
@@ -120,7 +137,7 @@ class Show1LatentInterpolator(Node):
 
     @classmethod
     def execute(cls, model, cond, keyframes, frames_between, strength, steps, guidance, seed, window, overlap, fps):
-        checked(model, cond)
+        require_stage_inputs(model, cond, "show-1-sr2")
         samples = latent_samples(keyframes, "keyframes")
         settings = LatentInterpolationSettings(frames_between, steps, guidance, strength, seed, window, overlap)
         frames = min(window, rules.interpolated_frames(samples.shape[2], frames_between))
@@ -150,7 +167,7 @@ class Show1LatentUpscale(Node):
 
     @classmethod
     def execute(cls, model, cond, latent, strength, steps, guidance, seed):
-        checked(model, cond)
+        require_stage_inputs(model, cond, "show-1-sr2")
         samples = latent_samples(latent)
         memory = {id(model.stage.unet): unet_call_bytes(model.stage.unet, *samples.shape[2:], videos=2)}
         out = latent_video_to_video(model.stage, cond.require("clip", "latent super-resolution"), samples,

@@ -15,8 +15,17 @@ from ..show1_core.memory import Offload
 from ..show1_core.precision import COMPUTE_CHOICES, WEIGHT_CHOICES, Precision
 from ..show1_core.stage import StageKind
 from . import comfy
-from .common import MODEL, NO_MODELS, TEXT_ENCODER, VAE, Show1Model, Show1TextEncoders, Show1VAE, find_stage, \
-    stage_choices
+from .common import (
+    MODEL,
+    NO_MODELS,
+    TEXT_ENCODER,
+    VAE,
+    Show1Model,
+    Show1TextEncoders,
+    Show1VAE,
+    find_stage,
+    stage_choices,
+)
 from .declare import Input, Node, Output, combo
 
 CATEGORY = "Show-1/loaders"

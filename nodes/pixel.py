@@ -6,12 +6,29 @@ from ..show1_core import rules
 from ..show1_core.budget import unet_call_bytes
 from ..show1_core.errors import InputError
 from ..show1_core.frames import RESIZE_MODES, fit
-from ..show1_core.settings import IFIISettings, InterpolationSettings, KeyframeSettings, SR1Settings
+from ..show1_core.settings import (
+    IFIISettings,
+    InterpolationSettings,
+    KeyframeSettings,
+    SR1Settings,
+)
 from ..show1_core.stage import StageKind
-from ..show1_core.stages import IFIIUpscale, generate_keyframes, interpolate_keyframes, super_resolve_pixels
-from ..show1_core.text import TextConditioning
+from ..show1_core.stages import (
+    IFIIUpscale,
+    generate_keyframes,
+    interpolate_keyframes,
+    super_resolve_pixels,
+)
 from . import comfy
-from .common import COND, MODEL, Show1Model, image_to_video, run_context, video_to_image
+from .common import (
+    COND,
+    MODEL,
+    Show1Model,
+    image_to_video,
+    require_stage_inputs,
+    run_context,
+    video_to_image,
+)
 from .declare import Node, Output, combo, number, require_input, setting, socket
 from .readout import both, size_problems
 
@@ -32,9 +49,6 @@ def cond_input():
     return socket("cond", COND, "Prompt embeddings (needs T5) from Show1TextEncode or Show1LoadEmbeds.")
 
 
-def checked(model, cond):
-    require_input(model, Show1Model, "model", "a Show-1 stage from Show1ModelLoader")
-    require_input(cond, TextConditioning, "cond", "prompt embeddings from Show1TextEncode or Show1LoadEmbeds")
 
 
 class Show1KeyframeSampler(Node):
@@ -66,7 +80,7 @@ class Show1KeyframeSampler(Node):
 
     @classmethod
     def execute(cls, model, cond, num_frames, width, height, steps, guidance, seed, fps):
-        checked(model, cond)
+        require_stage_inputs(model, cond, "show-1-base")
         settings = KeyframeSettings(num_frames, height, width, steps, guidance, seed)
         memory = {id(model.stage.unet): unet_call_bytes(model.stage.unet, num_frames, height, width, videos=2)}
         video = generate_keyframes(model.stage, cond.require("t5", "the keyframe sampler"), settings,
@@ -109,7 +123,7 @@ class Show1PixelInterpolate(Node):
 
     @classmethod
     def execute(cls, model, cond, keyframes, width, height, resize, steps, guidance, seed, fps, max_windows):
-        checked(model, cond)
+        require_stage_inputs(model, cond, "show-1-interpolation")
         video = image_to_video(keyframes, "keyframes")
         rules.validate_keyframe_count("keyframes", video.shape[2])
         windows = min(video.shape[2] - 1, max_windows)
@@ -150,7 +164,7 @@ class Show1PixelUpscale(Node):
     def execute(cls, model, cond, frames, scale, steps, guidance, noise_level, seed, if_ii=None, first_frame=None,
                 if_ii_steps=IFIISettings.steps, if_ii_guidance=IFIISettings.guidance,
                 if_ii_noise_level=IFIISettings.noise_level):
-        checked(model, cond)
+        require_stage_inputs(model, cond, "show-1-sr1")
         video = image_to_video(frames, "frames")
         height, width = video.shape[-2] * scale, video.shape[-1] * scale
         ctx_models = [model]

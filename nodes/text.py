@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from ..show1_core.budget import text_call_bytes
 from ..show1_core.errors import InputError
-from ..show1_core.text import TextEncoder, encode_conditioning, load_conditioning, save_conditioning
+from ..show1_core.text import (
+    TextEncoder,
+    encode_conditioning,
+    load_conditioning,
+    save_conditioning,
+)
 from . import comfy
 from .common import COND, TEXT_ENCODER, Show1TextEncoders, file_in
 from .declare import Input, Node, Output, Result, combo, require_input, socket

@@ -29,7 +29,14 @@ from typing import Callable
 import torch
 
 from . import options
-from .cascade import CascadeModels, CascadeState, Prompt, PUBLISHED_NEGATIVE, run_step, steps_to_run
+from .cascade import (
+    PUBLISHED_NEGATIVE,
+    CascadeModels,
+    CascadeState,
+    Prompt,
+    run_step,
+    steps_to_run,
+)
 from .context import RunContext
 from .errors import InputError, Show1Error
 from .frames import fit, images_to_video
@@ -293,13 +300,6 @@ def run_local(jobs: list[Job], models: CascadeModels, out: Path, ctx: RunContext
 def print_bad_lines(bad: list[BadLine]) -> None:
     for b in bad:
         print(f"error: {b.message}", file=sys.stderr)
-
-
-def union_settings(jobs: list[Job]) -> CascadeSettings:
-    """Settings whose steps cover every job (the models to load)."""
-    last = max((j.settings.upto for j in jobs), default=0)
-    return jobs[0].settings.replace(last_stage=["keyframes", "interpolation", "sr1", "sr2"][last]) if jobs \
-        else CascadeSettings()
 
 
 def remove_leftovers(jobs: list[Job], out: Path) -> None:

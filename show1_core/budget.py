@@ -21,12 +21,12 @@ import torch
 from .errors import DoesNotFit
 from .models.unet import Show1UNet
 from .models.vae import AutoencoderKL
-from .precision import Precision, dtype_name, element_size
+from .precision import Precision, element_size
 
 # bytes of peak activation per element of the first-level activation, per byte of the compute dtype
 CALL_BYTES_PER_ELEMENT = {"if": 13.9, "modelscope": 1.58}
 # cast temporaries, in units of the largest parameter tensor in the compute dtype
-CAST_LAYERS = {"if": 1.67, "modelscope": 2.88, "text": 1.3}
+CAST_LAYERS = {"if": 1.67, "modelscope": 2.88, "t5": 1.3, "clip": 2.9}
 # VAE: bytes per element of one frame's first-level activation (frames x H x W x ch0), per byte of the
 # compute dtype: k_frames per frame of the chunk plus k_fixed once
 VAE_ENCODE, VAE_DECODE = (5.71, 0.17), (4.27, 3.1)
@@ -86,8 +86,9 @@ def vae_call_bytes(vae: AutoencoderKL, frames: int, height: int, width: int, dir
 
 
 def text_call_bytes(model: torch.nn.Module) -> int:
-    """Text encoders run 2 x 77 tokens: their peak is the cast of their largest layers."""
-    return int(CAST_LAYERS["text"] * largest_parameter(model) * element_size(torch.float32))
+    """Text encoders run 2 x 77 tokens: their peak is the cast of their largest layers (fp32)."""
+    kind = "clip" if hasattr(model, "text_model") else "t5"
+    return int(CAST_LAYERS[kind] * largest_parameter(model) * element_size(torch.float32))
 
 
 @dataclass(frozen=True)
@@ -129,34 +130,41 @@ class CascadePlan:
         return ", ".join(f"{n.name} {gib(n.weights)} weights + {gib(n.activations)} activations" for n in self.needs)
 
 
+OFFLOADS = ("keep", "stage", "window")
+
+
 def require_fit(plans: dict[str, CascadePlan], chosen: tuple[str, str], free: int, where: str,
-                levers: dict[str, str]) -> None:
+                levers: dict[str, str], text_elsewhere: dict[str, CascadePlan] | None = None) -> None:
     """Refuse a run whose estimate exceeds `free` bytes before any weight loads. `plans` maps a
     weight dtype to its plan; `chosen` is (weight dtype, offload); `levers` names the flag of each
-    lever. The message gives the figures, and the levers that make it fit, or says none does."""
+    lever; `text_elsewhere` (optional) holds the plans with the text encoder on another device,
+    lever `levers["text"]`. The message gives the figures, and the levers that make it fit (the
+    fewest, lossless ones first), or says none does."""
     weights, offload = chosen
     need = plans[weights].peak(offload)
     if need <= free:
         return
-    options = [(w, o, plans[w].peak(o)) for w in plans for o in ("keep", "stage", "window")]
-    options = [(w, o, peak) for w, o, peak in options if o == offload or not plans[w].resident]
+    candidates = {**{(w, False): p for w, p in plans.items()}, **{(w, True): p for w, p in (text_elsewhere or {}).items()}}
+    options = [(w, o, moved, plan.peak(o)) for (w, moved), plan in candidates.items() for o in OFFLOADS
+               if o == offload or not plan.resident]
     order = list(plans)
-    offloads = ["keep", "stage", "window"]
 
-    def cost(option):  # fewest levers changed, the lossless one (offload) before the weights, then the fastest
-        w, o, _ = option
-        return (w != weights) + (o != offload), w != weights, offloads.index(o), order.index(w)
+    def cost(option):  # fewest levers changed, the lossless ones (offload, text device) before the weights
+        w, o, moved, _ = option
+        return (w != weights) + (o != offload) + moved, w != weights, moved, OFFLOADS.index(o), order.index(w)
 
-    fitting = sorted((option for option in options if option[2] <= free), key=cost)
+    fitting = sorted((option for option in options if option[3] <= free), key=cost)
     head = (f"the run needs about {gib(need)} on {where} ({plans[weights].describe()}; weights "
             f"{weights}, offload {offload}), but {gib(free)} are free")
     if fitting:
-        w, o, peak = fitting[0]
-        change = [f"{levers['offload']} {o}" if o != offload else "", f"{levers['weights']} {w}" if w != weights else ""]
+        w, o, moved, peak = fitting[0]
+        change = [f"{levers['offload']} {o}" if o != offload else "", levers["text"] if moved else "",
+                  f"{levers['weights']} {w}" if w != weights else ""]
         raise DoesNotFit(f"{head}; it fits with {' and '.join(c for c in change if c)} (about {gib(peak)})")
     smallest = min(peak for *_, peak in options)
-    raise DoesNotFit(f"{head}; even with {levers['offload']} window and {levers['weights']} fp8_e4m3fn it needs "
-                     f"about {gib(smallest)}: {levers['smaller']}")
+    every = [f"{levers['offload']} window", levers["text"] if text_elsewhere else "", f"{levers['weights']} fp8_e4m3fn"]
+    raise DoesNotFit(f"{head}; even with {' and '.join(c for c in every if c)} it needs about {gib(smallest)}: "
+                     f"{levers['smaller']}")
 
 
 def free_bytes(device: torch.device) -> int | None:

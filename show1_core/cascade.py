@@ -19,8 +19,13 @@ from .errors import ModelLoadError
 from .models.vae import AutoencoderKL
 from .settings import STAGE_ORDER, CascadeSettings
 from .stage import Stage
-from .stages import IFIIUpscale, generate_keyframes, interpolate_keyframes, latent_super_resolve, \
-    super_resolve_pixels
+from .stages import (
+    IFIIUpscale,
+    generate_keyframes,
+    interpolate_keyframes,
+    latent_super_resolve,
+    super_resolve_pixels,
+)
 from .text import PromptEmbeddings, TextEncoder, encode_prompt
 
 PUBLISHED_NEGATIVE = "low resolution, blur"  # the published script's negative prompt for sr2

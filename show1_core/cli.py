@@ -20,9 +20,24 @@ from . import options
 from .cascade import PUBLISHED_NEGATIVE, Prompt, run_cascade
 from .context import RunContext, StepEvent
 from .errors import DoesNotFit, InputError, Show1Error
-from .headless import STAGE_FPS, check_writable_file, check_writable_folder, find_folders, if_ii_note, load_cascade, \
-    output_fps, require_cascade_fits, write_video
-from .memory import Offload, default_placement, is_out_of_memory, parse_device, tune_cpu_allocator
+from .headless import (
+    STAGE_FPS,
+    find_folders,
+    if_ii_note,
+    load_cascade,
+    output_fps,
+    require_cascade_fits,
+    require_writable_file,
+    require_writable_folder,
+    write_video,
+)
+from .memory import (
+    Offload,
+    default_placement,
+    is_out_of_memory,
+    parse_device,
+    tune_cpu_allocator,
+)
 from .precision import COMPUTE_CHOICES, WEIGHT_CHOICES, parse_precision
 from .settings import STAGE_ORDER
 from .stage import StageKind
@@ -65,12 +80,12 @@ def generate(args) -> int:
     device = parse_device("--device", args.device)
     t5_device = parse_device("--t5-device", args.t5_device) if args.t5_device else device
     precision = parse_precision(args.dtype, args.weight_dtype, device, ("--dtype", "--weight-dtype"))
-    check_writable_file("--out", args.out, ".mp4")
+    require_writable_file("--out", args.out, ".mp4")
     save_dir = Path(args.save_stages) if args.save_stages else None
     if save_dir is not None:
         if save_dir.exists() and not save_dir.is_dir():
             raise InputError(f"--save-stages: {save_dir} is a file; give a folder for the stage videos")
-        check_writable_folder("--save-stages", save_dir)
+        require_writable_folder("--save-stages", save_dir)
     given = {name: getattr(args, name) for name in options.OPTIONS if name not in ("clean_caption",)}
     given["clean_caption"] = args.clean_caption or None
     folders = find_folders(args.models, args.demo, given["last_stage"])
@@ -118,7 +133,7 @@ def batch(args) -> int:
     sizes = parse_pools(args.pool)
     if not args.jobs.is_file():
         raise InputError(f"JOBS: {args.jobs} is not a file; give a JSON-lines file of jobs")
-    check_writable_folder("--out", args.out)
+    require_writable_folder("--out", args.out)
     jobs, _ = read_jobs(args.jobs, options.base_settings(True), lambda s: {})  # which stages the jobs reach
     last = max((j.settings.last_stage for j in jobs), key=STAGE_ORDER.index, default="sr2")
     folders = find_folders(args.models, args.demo, last)

@@ -41,7 +41,7 @@ def select_files(kind: StageKind, repo_files: list[str], variant: str | None = "
     return sorted(chosen)
 
 
-def check_online(timeout: float = 5.0) -> None:
+def require_online(timeout: float = 5.0) -> None:
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
         raise Show1Error("HF_HUB_OFFLINE is set: downloading is off. Unset it, or copy the stage folders into place "
                          "by hand (see the README)")
@@ -56,13 +56,17 @@ def download_stages(dest: str | Path, stages: list[str], token: str | None = Non
                     api=None) -> list[Path]:
     """Download the given stages (names like "base", "sr2", "if_ii") into `dest`; returns the folders."""
     from huggingface_hub import HfApi, snapshot_download
-    from huggingface_hub.utils import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+    from huggingface_hub.utils import (
+        GatedRepoError,
+        HfHubHTTPError,
+        RepositoryNotFoundError,
+    )
 
     kinds = [StageKind(s) for s in stages]
     dest = Path(dest)
     token = token or os.environ.get("HF_TOKEN") or None
     if api is None:
-        check_online()
+        require_online()
         api = HfApi()
     folders = []
     for kind in kinds:

@@ -14,13 +14,28 @@ from pathlib import Path
 import torch
 
 from . import rules
-from .budget import CascadePlan, StageNeed, free_bytes, require_fit, scaled_weights, text_call_bytes, \
-    unet_call_bytes, vae_call_bytes
+from .budget import (
+    CascadePlan,
+    StageNeed,
+    free_bytes,
+    require_fit,
+    scaled_weights,
+    text_call_bytes,
+    unet_call_bytes,
+    vae_call_bytes,
+)
 from .cascade import CascadeModels, steps_to_run
 from .demo import is_current_demo_folder, is_demo_folder, write_demo_models
 from .errors import InputError
 from .folders import find_stages, inspect_stage, read_json
-from .loading import build_on_meta, build_unet, load_stage, load_text_encoder, load_vae, text_model_on_meta
+from .loading import (
+    build_on_meta,
+    build_unet,
+    load_stage,
+    load_text_encoder,
+    load_vae,
+    text_model_on_meta,
+)
 from .models.vae import AutoencoderKL
 from .precision import WEIGHT_DTYPES, Precision
 from .settings import CascadeSettings, VAEDecodeSettings
@@ -159,13 +174,18 @@ def require_cascade_fits(folders: Folders, settings: CascadeSettings, compute: t
     free = free_bytes(device)
     if free is None:
         return
-    plans = {name: cascade_plan(folders, settings, Precision(compute, WEIGHT_DTYPES[name]), device, t5_device)
-             for name in ("default", "fp16", "bf16", "fp8_e4m3fn") if name == weights or name != "default"}
-    plans = {weights: plans.pop(weights), **plans}
-    require_fit(plans, (weights, offload), free, str(device), {
-        "offload": "--offload", "weights": "--weight-dtype",
-        "smaller": "use fewer --frames, smaller --height/--width or --sr2-height/--sr2-width, an earlier "
-                   "--last-stage, or --t5-device cpu"})
+    names = [weights, *(name for name in ("default", "fp16", "bf16", "fp8_e4m3fn") if name not in (weights, "default"))]
+
+    def plans(text_device: torch.device) -> dict[str, CascadePlan]:
+        return {name: cascade_plan(folders, settings, Precision(compute, WEIGHT_DTYPES[name]), device, text_device)
+                for name in names}
+
+    cpu = torch.device("cpu")
+    elsewhere = plans(cpu) if device.type != "cpu" and t5_device == device else None
+    require_fit(plans(t5_device), (weights, offload), free, str(device), {
+        "offload": "--offload", "weights": "--weight-dtype", "text": "--t5-device cpu",
+        "smaller": "use fewer --frames, smaller --height/--width or --sr2-height/--sr2-width, or an earlier "
+                   "--last-stage"}, elsewhere)
 
 
 def if_ii_note(folders: Folders, settings: CascadeSettings) -> str | None:
@@ -175,16 +195,16 @@ def if_ii_note(folders: Folders, settings: CascadeSettings) -> str | None:
     return None
 
 
-def check_writable_file(flag: str, path: Path, suffix: str) -> None:
+def require_writable_file(flag: str, path: Path, suffix: str) -> None:
     if path.is_dir():
         raise InputError(f"{flag}: {path} is a folder; give a file name, e.g. {path / ('show1' + suffix)}")
     if path.suffix.lower() != suffix:
         raise InputError(f"{flag}: {str(path)!r} is not a {suffix} file; the CLI writes H.264 {suffix} videos (name it "
                          f"{path.with_suffix(suffix).name})")
-    check_writable_folder(flag, path.parent, what=f"the folder of {path.name}")
+    require_writable_folder(flag, path.parent, what=f"the folder of {path.name}")
 
 
-def check_writable_folder(flag: str, folder: Path, what: str = "the folder") -> None:
+def require_writable_folder(flag: str, folder: Path, what: str = "the folder") -> None:
     """`folder` exists as a writable folder, or can be made (its nearest existing ancestor is one)."""
     existing = folder
     while not existing.exists():

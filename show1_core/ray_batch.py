@@ -77,13 +77,23 @@ class StageWorker:
         return os.getpid()
 
 
-def start_pools(ray, setup: WorkerSetup, sizes: dict[str, int], steps: set[str]) -> dict[str, list]:
+def start_pools(ray, setup: WorkerSetup, sizes: dict[str, int], steps: set[str], worker=StageWorker
+                ) -> dict[str, list]:
     """One pool per step the jobs need, of `sizes[step]` actors (default one)."""
     gpu = setup.device.startswith("cuda")
+    counts = {step: sizes.get(step, 1) for step in STEPS if step in steps}
+    have = int(ray.cluster_resources().get("GPU", 0))
+    if gpu and sum(counts.values()) > have:
+        from .errors import InputError
+
+        pools = ", ".join(f"{step} {n}" for step, n in counts.items())
+        raise InputError(f"--pool: the stage pools need {sum(counts.values())} GPUs ({pools}: one GPU per actor) but "
+                         f"the Ray cluster has {have}; join more machines (ray start --address), use smaller "
+                         "pools, or run batch without --ray on one GPU")
     # a GPU actor takes a GPU; CPU actors share the cores (their torch threads are set explicitly)
-    actor = ray.remote(StageWorker).options(max_restarts=-1, max_task_retries=-1, num_cpus=0.1,
+    actor = ray.remote(worker).options(max_restarts=-1, max_task_retries=-1, num_cpus=0.1,
                                             num_gpus=1 if gpu else 0)
-    return {step: [actor.remote(step, setup) for _ in range(sizes.get(step, 1))] for step in STEPS if step in steps}
+    return {step: [actor.remote(step, setup) for _ in range(n)] for step, n in counts.items()}
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None):
@@ -97,12 +107,13 @@ def init_ray(address: str | None = None, num_cpus: int | None = None):
 
 
 def run_ray(jobs: list[Job], setup: WorkerSetup, out: Path, sizes: dict[str, int], address: str | None,
-            summary: Summary, on_event=None) -> Summary:
+            summary: Summary, on_event=None, worker=StageWorker) -> Summary:
     """Stream the jobs through the pools; write each finished video and its sidecar here, once.
-    `on_event(kind, pools, info)` hears of every finished step (tests use it to kill an actor)."""
+    `on_event(kind, pools, info)` hears of every finished step (tests use it to kill an actor);
+    `worker` is the actor class (the benchmark simulates pools with one that only waits)."""
     ray = init_ray(address)
     steps = {s for j in jobs for s in j.steps}
-    pools = start_pools(ray, setup, sizes, steps)
+    pools = start_pools(ray, setup, sizes, steps, worker)
     load = {id(a): 0 for pool in pools.values() for a in pool}
     pending = {}  # seconds ref -> (job, step index, state ref, actor)
     seconds_of = {j.id: {} for j in jobs}

@@ -23,7 +23,6 @@ PIXEL_NEW_PER_GAP = 3  # show-1-interpolation puts three new frames between two 
 INTERPOLATION_WINDOW = PIXEL_NEW_PER_GAP + 2
 MIN_KEYFRAMES = 2
 KEYFRAME_FPS, INTERPOLATED_FPS, LATENT_FPS = 2.0, 7.5, 8.0  # frame rates of the published outputs
-PROMPT_TOKENS = 77
 
 
 @dataclass(frozen=True)

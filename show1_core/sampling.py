@@ -21,9 +21,10 @@ from typing import Callable
 import torch
 from einops import rearrange
 
-from .context import Progress, RunContext
 from .budget import activation_budget
-from .schedulers import learns_variance, step as scheduler_step
+from .context import Progress, RunContext
+from .schedulers import learns_variance
+from .schedulers import step as scheduler_step
 
 
 def randn(shape, generator: torch.Generator) -> torch.Tensor:

@@ -19,12 +19,26 @@ from show1_core.cascade import CascadeModels, Prompt, run_cascade
 from show1_core.context import RunContext
 from show1_core.folders import inspect_stage
 from show1_core.loading import load_stage, load_text_encoder, load_vae
+from show1_core.precision import Precision
 from show1_core.schedulers import build_scheduler, step, timesteps
-from show1_core.settings import CascadeSettings, IFIISettings, InterpolationSettings, KeyframeSettings, \
-    LatentSRSettings, SR1Settings, SR2Settings
+from show1_core.settings import (
+    CascadeSettings,
+    IFIISettings,
+    InterpolationSettings,
+    KeyframeSettings,
+    LatentSRSettings,
+    SR1Settings,
+    SR2Settings,
+)
 from show1_core.stage import StageKind
-from show1_core.stages import IFIIUpscale, generate_keyframes, interpolate_keyframes, sr2_from_frames, \
-    super_resolve_pixels, upscale_first_frame
+from show1_core.stages import (
+    IFIIUpscale,
+    generate_keyframes,
+    interpolate_keyframes,
+    sr2_from_frames,
+    super_resolve_pixels,
+    upscale_first_frame,
+)
 from show1_core.text import PromptEmbeddings, encode, encode_prompt
 
 
@@ -160,14 +174,18 @@ def pipeline(case, inputs, fixture_dir):
     return {"video": sr2_from_frames(stage, vae_model, clip, inputs["frames_uint8"], settings)}
 
 
-def cascade(case, inputs, fixture_dir):
-    call = case["call"]
+def cascade_models(fixture_dir: Path, precision: Precision = Precision()) -> CascadeModels:
+    """Every model of the fixture set, the UNets' weights stored as `precision` says."""
     folders = folders_by_stage(fixture_dir)
-    stage = {kind: load_stage(folder) for kind, folder in folders.items()}
-    models = CascadeModels(
+    stage = {kind: load_stage(folder, precision) for kind, folder in folders.items()}
+    return CascadeModels(
         t5=load_text_encoder(folders[StageKind.BASE]), base=stage[StageKind.BASE],
         interpolation=stage[StageKind.INTERPOLATION], sr1=stage[StageKind.SR1], if_ii=stage.get(StageKind.IF_II),
         sr2=stage[StageKind.SR2], vae=load_vae(folders[StageKind.SR2]), clip=load_text_encoder(folders[StageKind.SR2]))
+
+
+def cascade_inputs(call: dict) -> tuple[Prompt, CascadeSettings]:
+    """The prompt and settings of a cascade case, as the manifest gives them."""
     kf, it, ii, sr1, sr2 = (call[k] for k in ("keyframes", "interpolation", "if_ii_first_frame", "sr1", "sr2"))
     width, height = sr2["resize_to_wh"]
     settings = CascadeSettings(
@@ -180,8 +198,12 @@ def cascade(case, inputs, fixture_dir):
                         window=sr1["window_size"], stride=sr1["stride"]),
         sr2=SR2Settings(sr2["strength"], sr2["num_inference_steps"], number(sr2.get("guidance_scale"), 15.0),
                         height=height, width=width))
+    return Prompt(call["prompt"], call["negative_prompt_for_sr2"]), settings
+
+
+def cascade(case, inputs, fixture_dir):
     out, ctx = recorder()
-    run_cascade(models, Prompt(call["prompt"], call["negative_prompt_for_sr2"]), settings, ctx)
+    run_cascade(cascade_models(fixture_dir), *cascade_inputs(case["call"]), ctx)
     return out
 
 

@@ -21,17 +21,34 @@ from typing import Callable
 
 import pytest
 import torch
-
 from conftest import ROOT, node
+
 from show1_core import cli
 from show1_core.errors import InputError, ModelLoadError, Show1Error
 from show1_core.loading import load_stage, load_vae
-from show1_core.models.unet import Show1UNet
-from show1_core.settings import IFIISettings, InterpolationSettings, KeyframeSettings, LatentInterpolationSettings, \
-    LatentSRSettings, SR1Settings, SR2Settings
+from show1_core.settings import (
+    IFIISettings,
+    InterpolationSettings,
+    KeyframeSettings,
+    LatentInterpolationSettings,
+    LatentSRSettings,
+    SR1Settings,
+    SR2Settings,
+)
 from show1_core.stage import StageKind
-from show1_core.stages import Anchors, IFIIUpscale, generate_keyframes, interpolate_keyframes, interpolate_latents, \
-    latent_super_resolve, latent_video_to_video, super_resolve_pixels, upscale_first_frame, vae_decode, vae_encode
+from show1_core.stages import (
+    Anchors,
+    IFIIUpscale,
+    generate_keyframes,
+    interpolate_keyframes,
+    interpolate_latents,
+    latent_super_resolve,
+    latent_video_to_video,
+    super_resolve_pixels,
+    upscale_first_frame,
+    vae_decode,
+    vae_encode,
+)
 from show1_core.text import PromptEmbeddings, encode_prompt, load_conditioning
 
 
@@ -207,6 +224,12 @@ def latent_interp(c, **changes):
     return run_node(c, "Show1LatentInterpolator", **{**inputs, **changes})
 
 
+def too_little_room(c):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(c["pack"].nodes.comfy, "free_memory", lambda device: 1024)
+        return sampler(c)
+
+
 def frames255(n=2):
     return torch.rand(n, 16, 24, 3) * 255
 
@@ -265,6 +288,8 @@ NODES = [
          ("Show1KeyframeSampler: model", "got Show1VAE", "Show1ModelLoader")),
     Case("text wired where the embeddings belong", lambda c: sampler(c, cond="a cat"),
          ("Show1KeyframeSampler: cond", "got str", "Show1TextEncode")),
+    Case("a stage beyond the device's memory", lambda c: too_little_room(c),
+         ("Show1KeyframeSampler", "needs about", "for its activations", "can be freed", "fewer frames")),
     Case("weight dtype bogus", lambda c: run_node(c, "Show1ModelLoader", model="show-1-base (base)", dtype="auto",
                                                   offload="stage", weight_dtype="fp4"),
          ("Show1ModelLoader: weight_dtype", "'fp4'", "fp8_e4m3fn")),
@@ -439,7 +464,7 @@ def ctx(demo, demo_root, nodes, loaded, pack, tmp_path_factory, monkeypatch_modu
     unets = [s.unet for s in demo.values() if hasattr(s, "unet")] + [m.stage.unet for m in loaded.values()
                                                                    if hasattr(m, "stage")]
     return {**demo, "root": demo_root, "nodes": nodes, "loaded": loaded, "tmp": tmp, "truncated": truncated,
-            "broken": broken,
+            "broken": broken, "pack": pack,
             "not_embeds": not_embeds, "escape": "escape.safetensors", "clip_only": clip_only, "unets": unets,
             "t5": demo["t5"], "outputs": pack.nodes.comfy.output_directory(), "node_error": pack.nodes.declare.Show1NodeError}
 
@@ -582,7 +607,10 @@ def test_sigint_during_a_stage_writes_nothing_and_the_next_run_succeeds(tmp_path
     out = tmp_path / "video.mp4"
     cmd = [sys.executable, "-m", "show1_core", "generate", "--prompt", "a cat", "--out", str(out),
            "--save-stages", str(tmp_path / "stages"), "--keyframe-steps", "400"]
-    process = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    # a shell without job control starts background jobs with SIGINT ignored; the child must see
+    # the default handler, as it does when started from a terminal
+    process = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = ""
     deadline = time.time() + 300
     while "keyframes:" not in seen or "/400" not in seen:  # a step of the keyframe stage has run
@@ -614,12 +642,12 @@ def test_interrupt_inside_a_node_propagates_writes_nothing_and_the_next_run_succ
         if len(steps) == 2:
             raise Cancelled
 
-    monkeypatch.setattr(pack.nodes.comfy, "check_interrupt", cancel_after_two)
+    monkeypatch.setattr(pack.nodes.comfy, "stop_if_interrupted", cancel_after_two)
     before = files_under(ctx["outputs"])
     with pytest.raises(Cancelled):  # not wrapped: ComfyUI must see its own interrupt
         sampler(ctx, steps=10)
     assert files_under(ctx["outputs"]) == before
-    monkeypatch.setattr(pack.nodes.comfy, "check_interrupt", lambda: None)
+    monkeypatch.setattr(pack.nodes.comfy, "stop_if_interrupted", lambda: None)
     frames, _ = sampler(ctx, steps=2)
     assert frames.shape == (2, 16, 24, 3) and torch.isfinite(frames).all()
 

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
+
 from show1_core import cli
 
 TINY = {"frames": 2, "keyframe_steps": 1, "interp_steps": 1, "if_ii_steps": 1, "sr1_steps": 1, "sr2_steps": 2}
@@ -200,3 +200,21 @@ def test_the_ray_cli_gives_the_same_videos(tmp_path, env, generated):
 def test_pool_sizes_are_checked(capsys):
     assert cli.main(["batch", "jobs.jsonl", "--out", "x", "--pool", "sr3=2"]) == 2
     assert "--pool: 'sr3=2' is not STEP=N" in capsys.readouterr().err
+
+
+def test_gpu_pools_larger_than_the_cluster_are_refused_before_any_actor_starts():
+    """One GPU actor per GPU: five pools on a one-GPU cluster would wait for ever; say so instead."""
+    from types import SimpleNamespace
+
+    from show1_core.errors import InputError
+    from show1_core.ray_batch import start_pools
+
+    started = []
+    fake_ray = SimpleNamespace(cluster_resources=lambda: {"CPU": 16.0, "GPU": 4.0},
+                               remote=lambda worker: started.append(worker))
+    with pytest.raises(InputError, match=r"^--pool: the stage pools need 6 GPUs \(text 1, keyframes 1, "
+                                         r"interpolation 1, sr1 2, sr2 1: one GPU per actor\) but the Ray cluster "
+                                         r"has 4; .*without --ray"):
+        start_pools(fake_ray, SimpleNamespace(device="cuda"), {"sr1": 2},
+                    {"text", "keyframes", "interpolation", "sr1", "sr2"})
+    assert not started

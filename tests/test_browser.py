@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 from test_comfyui_integration import COMFYUI_DIR, Server
 from workflows import load, to_api, workflow_files

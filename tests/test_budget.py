@@ -4,12 +4,11 @@ runs that cannot fit, with the lever that makes them fit."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import ROOT
+
 from show1_core import budget
 from show1_core.budget import CascadePlan, StageNeed, require_fit
 from show1_core.errors import DoesNotFit
@@ -60,7 +59,6 @@ def test_the_vae_estimate_holds_to_the_real_size_measurements(direction):
 @needs_measurements
 def test_the_text_encoder_estimate_holds_to_the_real_size_measurement():
     import benchmarks.real_size as real
-
     from show1_core.models.t5 import T5Config, T5Encoder
 
     t5 = build_on_meta(lambda: T5Encoder(T5Config(**real.T5_XXL)))
@@ -77,7 +75,11 @@ def plan(weights: float, activations: float = 1, resident: bool = False) -> Casc
                         StageNeed("sr2", int(weights * GIB), int(activations * GIB))), resident)
 
 
-LEVERS = {"offload": "--offload", "weights": "--weight-dtype", "smaller": "use fewer --frames"}
+LEVERS = {"offload": "--offload", "weights": "--weight-dtype", "text": "--t5-device cpu", "smaller": "use fewer --frames"}
+
+
+def without_t5(p: CascadePlan) -> CascadePlan:
+    return CascadePlan(tuple(n for n in p.needs if n.name != "T5"), p.resident)
 
 
 def test_peaks_under_each_offload_policy():
@@ -101,7 +103,53 @@ def test_a_run_that_fits_with_a_lever_names_it():
                     ("default", "stage"), int(6.5 * GIB), "cpu", LEVERS)
 
 
+def test_moving_the_text_encoder_is_named_before_lossy_weights():
+    """T5 alone is the peak under offload stage (6 GiB): T5 on the CPU (4 GiB) is lossless, so it
+    is the lever named, though fp8 weights would fit too."""
+    plans = {"default": plan(3), "fp8_e4m3fn": plan(0.75)}
+    elsewhere = {name: without_t5(p) for name, p in plans.items()}
+    with pytest.raises(DoesNotFit, match=r"5.0 GiB are free; it fits with --t5-device cpu \(about 4.0 GiB\)$"):
+        require_fit(plans, ("default", "stage"), 5 * GIB, "cuda:0", LEVERS, elsewhere)
+    with pytest.raises(DoesNotFit, match=r"it fits with --t5-device cpu and --weight-dtype fp8_e4m3fn \(about 1.8 GiB"):
+        require_fit(plans, ("default", "stage"), 2 * GIB, "cuda:0", LEVERS, elsewhere)
+    with pytest.raises(DoesNotFit, match=r"even with --offload window and --t5-device cpu and --weight-dtype "
+                                         r"fp8_e4m3fn it needs about 1.8 GiB"):
+        require_fit(plans, ("default", "stage"), GIB, "cuda:0", LEVERS, elsewhere)
+
+
 def test_a_run_that_never_fits_says_what_to_change():
     with pytest.raises(DoesNotFit, match=r"even with --offload window and --weight-dtype fp8_e4m3fn it needs about "
                                          r"6.0 GiB: use fewer --frames"):
         require_fit({"default": plan(3), "fp8_e4m3fn": plan(0.75)}, ("default", "stage"), 4 * GIB, "cuda:0", LEVERS)
+
+
+@needs_measurements
+def test_the_real_size_cascade_on_an_8_gib_card_is_told_to_move_t5(tmp_path, monkeypatch):
+    """The published cascade from the real configs, fp16 on a GPU with 8 GiB free: T5 (8.9 GiB of
+    weights) is the peak under offload stage, so the lossless lever is T5 on the CPU."""
+    import shutil
+
+    import benchmarks.real_size as real
+    from show1_core import headless
+    from show1_core.settings import CascadeSettings
+    from show1_core.stage import StageKind
+
+    models = tmp_path / "models"
+    shutil.copytree(HUB, models)
+    for folder, config in (("show-1-base", {**real.T5_XXL, "model_type": "t5"}),
+                           ("show-1-sr2", {**real.CLIP_H, "model_type": "clip_text_model"})):
+        (models / folder / "text_encoder").mkdir()
+        (models / folder / "text_encoder" / "config.json").write_text(json.dumps(config))
+    folders = headless.Folders({kind: models / name for kind, name in (
+        (StageKind.BASE, "show-1-base"), (StageKind.INTERPOLATION, "show-1-interpolation"),
+        (StageKind.SR1, "show-1-sr1"), (StageKind.IF_II, "IF-II-L-v1.0"), (StageKind.SR2, "show-1-sr2"))}, False)
+    gpu = torch.device("cuda", 0)
+    monkeypatch.setattr(headless, "free_bytes", lambda device: 8 * GIB)
+    with pytest.raises(DoesNotFit, match=r"needs about 9.1 GiB on cuda:0 \(T5 8.9 GiB weights.*8.0 GiB are free; "
+                                         r"it fits with --t5-device cpu \(about 7.6 GiB\)$"):
+        headless.require_cascade_fits(folders, CascadeSettings(), torch.float16, "default", "stage", gpu, gpu)
+    headless.require_cascade_fits(folders, CascadeSettings(), torch.float16, "default", "stage", gpu,
+                                  torch.device("cpu"))
+    monkeypatch.setattr(headless, "free_bytes", lambda device: 7 * GIB)
+    with pytest.raises(DoesNotFit, match=r"7.0 GiB are free; it fits with --weight-dtype fp8_e4m3fn \(about 6.0 GiB"):
+        headless.require_cascade_fits(folders, CascadeSettings(), torch.float16, "default", "stage", gpu, gpu)

@@ -9,8 +9,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
+
 from show1_core.video import read_mp4, write_mp4
 
 

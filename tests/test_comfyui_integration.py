@@ -20,7 +20,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 from test_workflows import PREVIOUS_RELEASE, without_user_files
 from workflows import declared_object_info, load, problems, to_api, workflow_files

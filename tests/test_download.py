@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from huggingface_hub.utils import GatedRepoError
 
-from show1_core.download import check_online, download_stages, select_files
+from show1_core.download import download_stages, require_online, select_files
 from show1_core.errors import Show1Error
 from show1_core.stage import StageKind
 
@@ -78,7 +78,7 @@ def test_what_download_fetches_is_what_the_loader_reads(tmp_path, demo_root):
 def test_offline_fails_at_once_with_what_to_do(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(Show1Error, match="HF_HUB_OFFLINE is set: downloading is off"):
-        check_online()
+        require_online()
 
 
 def test_unreachable_hub_fails_with_what_to_do(monkeypatch):

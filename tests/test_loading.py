@@ -9,8 +9,8 @@ import shutil
 
 import pytest
 import torch
-
 from conftest import fixture_model, needs_parity
+
 from show1_core.errors import ModelLoadError
 from show1_core.folders import inspect_stage
 from show1_core.loading import load_stage, load_text_encoder, load_vae

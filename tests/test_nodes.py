@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import node
 
 EXPECTED_NODES = {
@@ -18,9 +17,10 @@ EXPECTED_NODES = {
 def test_every_node_is_declared_once(pack, nodes):
     assert set(nodes) == EXPECTED_NODES and pack.WEB_DIRECTORY == "./web"
     assert callable(pack.comfy_entrypoint) and not hasattr(pack, "NODE_CLASS_MAPPINGS"), "V3 only"
-    for name, node in nodes.items():
-        assert node.id == name and node.category.startswith("Show-1/") and node.description and node.display_name
-        inputs = node.inputs()
+    for name, declaration in nodes.items():
+        assert declaration.id == name and declaration.category.startswith("Show-1/")
+        assert declaration.description and declaration.display_name
+        inputs = declaration.inputs()
         assert len({i.name for i in inputs}) == len(inputs)
         for declared in inputs:
             assert declared.tooltip, f"{name}.{declared.name} has no tooltip"
@@ -34,13 +34,13 @@ def test_widget_limits_and_defaults_come_from_the_settings(pack, nodes):
     KeyframeSettings, LatentSRSettings, SR1Settings = (settings_module.KeyframeSettings,
                                                        settings_module.LatentSRSettings, settings_module.SR1Settings)
 
-    for node, settings, names in (("Show1KeyframeSampler", KeyframeSettings, ("num_frames", "steps", "guidance")),
+    for node_id, settings, names in (("Show1KeyframeSampler", KeyframeSettings, ("num_frames", "steps", "guidance")),
                                   ("Show1PixelUpscale", SR1Settings, ("scale", "steps", "noise_level")),
                                   ("Show1LatentUpscale", LatentSRSettings, ("strength", "steps", "guidance"))):
         for name in names:
-            declared, field = nodes[node].input(name), settings.describe(name)
+            declared, field = nodes[node_id].input(name), settings.describe(name)
             assert (declared.default, declared.rule, declared.tooltip) == (
-                field.default, field.metadata["rule"], field.metadata["help"]), (node, name)
+                field.default, field.metadata["rule"], field.metadata["help"]), (node_id, name)
 
 
 def test_root_module_imports_outside_a_package():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import PARITY_DIR, needs_parity, parity_manifest
 
 CASES = [c["id"] for c in (parity_manifest() or {"cases": []})["cases"]]

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from test_workflows import BUILTIN, pack_object_info
 from workflows import load, to_api, workflow_files
 

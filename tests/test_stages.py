@@ -10,17 +10,30 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import ROOT
+
 from show1_core.cascade import CascadeModels, Prompt, run_cascade
 from show1_core.context import RunContext
 from show1_core.memory import DevicePlacement, Offload
 from show1_core.sampling import windows
-from show1_core.settings import CascadeSettings, IFIISettings, InterpolationSettings, KeyframeSettings, \
-    SR1Settings, VAEDecodeSettings, VAEEncodeSettings
+from show1_core.settings import (
+    CascadeSettings,
+    IFIISettings,
+    InterpolationSettings,
+    KeyframeSettings,
+    SR1Settings,
+    VAEDecodeSettings,
+    VAEEncodeSettings,
+)
 from show1_core.stage import StageKind
-from show1_core.stages import IFIIUpscale, generate_keyframes, interpolate_keyframes, super_resolve_pixels, \
-    vae_decode, vae_encode
+from show1_core.stages import (
+    IFIIUpscale,
+    generate_keyframes,
+    interpolate_keyframes,
+    super_resolve_pixels,
+    vae_decode,
+    vae_encode,
+)
 from show1_core.text import PromptEmbeddings, encode_prompt
 
 

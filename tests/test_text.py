@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import needs_parity, parity_manifest
+
 from show1_core.captions import preprocess_prompt
 from show1_core.text import encode_prompt
 

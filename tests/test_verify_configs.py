@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 HUB = ROOT.parent / "shared" / "fixtures" / "hub_configs"

@@ -9,8 +9,14 @@ import json
 from pathlib import Path
 
 import pytest
-
-from workflows import WORKFLOW_DIR, declared_object_info, load, problems, to_api, workflow_files
+from workflows import (
+    WORKFLOW_DIR,
+    declared_object_info,
+    load,
+    problems,
+    to_api,
+    workflow_files,
+)
 
 BUILTIN = Path(__file__).parent / "data" / "comfyui_0.3.64_object_info.json"
 

@@ -9,13 +9,13 @@ weights are stored in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ModelLoadError
+from .config import from_config
 from .ops import TORCH_OPS, lookup
 
 ACTIVATIONS = {"quick_gelu": lambda x: x * torch.sigmoid(1.702 * x), "gelu": F.gelu,
@@ -35,14 +35,7 @@ class CLIPTextConfig:
 
     @classmethod
     def from_dict(cls, config: dict) -> "CLIPTextConfig":
-        names = {f.name for f in fields(cls)}
-        try:
-            cfg = cls(**{k: v for k, v in config.items() if k in names})
-        except TypeError as e:
-            raise ModelLoadError(f"text_encoder/config.json: {e}; is this show-1-sr2's CLIP?") from None
-        if cfg.hidden_act not in ACTIVATIONS:
-            raise ModelLoadError(f"text_encoder/config.json: hidden_act {cfg.hidden_act!r} is not CLIP's")
-        return cfg
+        return from_config(cls, config, "text_encoder/config.json", "show-1-sr2's CLIP", ("hidden_act", ACTIVATIONS))
 
 
 class Attention(nn.Module):

@@ -9,13 +9,13 @@ ComfyUI runs its own T5: no fp16 overflow, and the model runs once per prompt.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ModelLoadError
+from .config import from_config
 from .ops import TORCH_OPS, cast_like, lookup
 
 ACTIVATIONS = {"gelu_new": lambda x: F.gelu(x, approximate="tanh"), "gelu_pytorch_tanh":
@@ -38,14 +38,7 @@ class T5Config:
 
     @classmethod
     def from_dict(cls, config: dict) -> "T5Config":
-        names = {f.name for f in fields(cls)}
-        try:
-            cfg = cls(**{k: v for k, v in config.items() if k in names})
-        except TypeError as e:
-            raise ModelLoadError(f"text_encoder/config.json: {e}; is this show-1-base's T5?") from None
-        if cfg.activation not in ACTIVATIONS:
-            raise ModelLoadError(f"text_encoder/config.json: activation {cfg.activation!r} is not T5's")
-        return cfg
+        return from_config(cls, config, "text_encoder/config.json", "show-1-base's T5", ("activation", ACTIVATIONS))
 
     @property
     def gated(self) -> bool:

@@ -15,7 +15,7 @@ Inputs and outputs are videos `(B, C, F, H, W)`; inside, frames are folded into 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -24,9 +24,20 @@ from torch import nn
 
 from ..errors import ModelLoadError
 from .attention import TemporalTransformer
+from .blocks import (
+    DOWN_BLOCKS,
+    MID_BLOCKS,
+    UP_BLOCKS,
+    BlockSettings,
+    MidBlock,
+    TextTimeEmbedding,
+    TimestepEmbedding,
+    UNetBlock,
+    activation,
+    timestep_embedding,
+)
+from .config import from_config
 from .ops import TORCH_OPS
-from .blocks import DOWN_BLOCKS, MID_BLOCKS, UP_BLOCKS, BlockSettings, MidBlock, TextTimeEmbedding, \
-    TimestepEmbedding, UNetBlock, activation, timestep_embedding
 
 
 def per_block(value: Any, n: int, name: str) -> list:
@@ -92,11 +103,7 @@ class UNetConfig:
 
     @classmethod
     def from_dict(cls, config: dict) -> "UNetConfig":
-        names = {f.name for f in fields(cls)}
-        try:
-            cfg = cls(**{k: v for k, v in config.items() if k in names})
-        except TypeError as e:
-            raise ModelLoadError(f"unet/config.json: {e}; is this folder a Show-1 stage?") from None
+        cfg = from_config(cls, config, "unet/config.json", "folder a Show-1 stage")
         cfg.validate()
         return cfg
 

@@ -7,13 +7,14 @@ for frames larger than the VAE's sample size.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelLoadError
+from .config import from_config
 from .ops import TORCH_OPS
 
 EPS = 1e-6
@@ -40,11 +41,7 @@ class VAEConfig:
 
     @classmethod
     def from_dict(cls, config: dict) -> "VAEConfig":
-        names = {f.name for f in fields(cls)}
-        try:
-            cfg = cls(**{k: v for k, v in config.items() if k in names})
-        except TypeError as e:
-            raise ModelLoadError(f"vae/config.json: {e}; is this the show-1-sr2 VAE?") from None
+        cfg = from_config(cls, config, "vae/config.json", "the show-1-sr2 VAE")
         blocks = {*(cfg.down_block_types or ["DownEncoderBlock2D"]), *(cfg.up_block_types or ["UpDecoderBlock2D"])}
         if not blocks <= {"DownEncoderBlock2D", "UpDecoderBlock2D"} or cfg.act_fn != "silu":
             raise ModelLoadError(f"vae/config.json: blocks {sorted(blocks)} / act_fn {cfg.act_fn} are not the "

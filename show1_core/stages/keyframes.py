@@ -10,7 +10,13 @@ from ..schedulers import timesteps
 from ..settings import KeyframeSettings
 from ..stage import Stage, StageKind
 from ..text import PromptEmbeddings
-from .common import finite_output, make_generator, require_kind, validate_embeddings, validate_model_size
+from .common import (
+    finite_output,
+    make_generator,
+    require_kind,
+    validate_embeddings,
+    validate_model_size,
+)
 
 
 @torch.inference_mode()

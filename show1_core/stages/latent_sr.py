@@ -16,11 +16,22 @@ from ..frames import resize_uint8, to_uint8, uint8_to_video
 from ..models.vae import AutoencoderKL
 from ..sampling import Denoiser, fold, randn, sample_latents, unfold
 from ..schedulers import strength_timesteps
-from ..settings import LatentSRSettings, SR2Settings, VAEDecodeSettings, VAEEncodeSettings
+from ..settings import (
+    LatentSRSettings,
+    SR2Settings,
+    VAEDecodeSettings,
+    VAEEncodeSettings,
+)
 from ..stage import Stage, StageKind
 from ..text import PromptEmbeddings
-from .common import finite_output, make_generator, require_kind, validate_embeddings, validate_video
-from .vae import encode_video, validate_frames, vae_decode
+from .common import (
+    finite_output,
+    make_generator,
+    require_kind,
+    validate_embeddings,
+    validate_video,
+)
+from .vae import encode_video, vae_decode, validate_frames
 
 
 def validate_latents(model: Stage, latents: torch.Tensor, argument: str = "latents") -> None:

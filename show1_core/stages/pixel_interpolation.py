@@ -22,8 +22,14 @@ from ..schedulers import timesteps
 from ..settings import InterpolationSettings
 from ..stage import Stage, StageKind
 from ..text import PromptEmbeddings
-from .common import finite_output, make_generator, require_kind, validate_embeddings, validate_model_size, \
-    validate_video
+from .common import (
+    finite_output,
+    make_generator,
+    require_kind,
+    validate_embeddings,
+    validate_model_size,
+    validate_video,
+)
 
 WINDOW = rules.INTERPOLATION_WINDOW  # keyframe, three new frames, keyframe
 

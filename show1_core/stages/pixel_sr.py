@@ -31,8 +31,15 @@ from ..schedulers import timesteps
 from ..settings import IFIISettings, SR1Settings
 from ..stage import Stage, StageKind
 from ..text import PromptEmbeddings
-from .common import finite_output, make_generator, refuse_non_finite, require_kind, validate_embeddings, \
-    validate_model_size, validate_video
+from .common import (
+    finite_output,
+    make_generator,
+    refuse_non_finite,
+    require_kind,
+    validate_embeddings,
+    validate_model_size,
+    validate_video,
+)
 
 IF_II_SCALE = 4  # IF-II-L is a x4 upscaler
 
@@ -85,7 +92,7 @@ def run_if_ii(up: IFIIUpscale, embeds: PromptEmbeddings, image: torch.Tensor, si
                          make_generator(seed), progress, ctx, device)[:, :, 0]
 
 
-def check_if_ii(up: IFIIUpscale, embeds: PromptEmbeddings, height: int, width: int) -> IFIISettings:
+def validate_if_ii(up: IFIIUpscale, embeds: PromptEmbeddings, height: int, width: int) -> IFIISettings:
     require(isinstance(up, IFIIUpscale), f"first_frame: expected an image tensor or an IF-II upscale, got "
                                          f"{type(up).__name__}")
     settings = (up.settings or IFIISettings()).validate(lambda n: f"if_ii_{n}")
@@ -104,7 +111,7 @@ def upscale_first_frame(model: Stage, embeds: PromptEmbeddings, image: torch.Ten
             f"image: expected (B, 3, H, W) in [-1, 1], got {tuple(getattr(image, 'shape', ())) or type(image).__name__}")
     refuse_non_finite(image, "image")
     height, width = image.shape[2] * IF_II_SCALE, image.shape[3] * IF_II_SCALE
-    s = check_if_ii(IFIIUpscale(model, settings), embeds, height, width)
+    s = validate_if_ii(IFIIUpscale(model, settings), embeds, height, width)
     up = IFIIUpscale(model, s)
     progress = ctx.progress("if_ii", model.schedule_length(s.steps))
     return finite_output(run_if_ii(up, embeds, image, (height, width), s.seed, progress, ctx), "IF-II")
@@ -133,7 +140,7 @@ def super_resolve_pixels(model: Stage, embeds: PromptEmbeddings, video: torch.Te
         rules.OUTPUT_SIZE.validate(name, value)
     if_ii = first_frame if isinstance(first_frame, IFIIUpscale) else None
     if if_ii is not None:
-        if_ii = IFIIUpscale(if_ii.stage, check_if_ii(if_ii, embeds, height, width))
+        if_ii = IFIIUpscale(if_ii.stage, validate_if_ii(if_ii, embeds, height, width))
     elif first_frame is not None:
         require(isinstance(first_frame, torch.Tensor) and first_frame.dim() == 4 and first_frame.shape[0] == b
                 and first_frame.shape[1] == 3 and tuple(first_frame.shape[-2:]) == (height, width),
