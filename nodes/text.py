@@ -75,10 +75,8 @@ class Show1TextEncode(Node):
         if text_encoder is not None:
             require_input(text_encoder, Show1TextEncoders, "text_encoder", "Show1TextEncoderLoader's text encoder")
         encoders = text_encoder or Show1TextEncoders(None, None)
-        placement = comfy.ComfyPlacement(encoders.offload, encoders.patchers)
-        for encoder in (encoders.t5, encoders.clip):
-            if encoder is not None:
-                placement.memory_required[id(encoder.model)] = text_call_bytes(encoder.model)
+        placement = comfy.ComfyPlacement(encoders.offload, encoders.patchers, {
+            id(e.model): text_call_bytes(e.model) for e in (encoders.t5, encoders.clip) if e is not None})
         t5_encoder = comfy_t5_encoder(t5, placement) if t5 is not None else encoders.t5
         ctx = comfy.run_context_for(placement)
         return (encode_conditioning(t5_encoder, encoders.clip, prompt, negative_prompt, pixel_negative_prompt,

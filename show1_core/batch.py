@@ -39,7 +39,7 @@ from .cascade import (
 )
 from .context import RunContext
 from .errors import InputError, Show1Error
-from .frames import fit, images_to_video
+from .frames import fit, uint8_to_video
 from .headless import output_fps, write_video
 from .memory import is_out_of_memory
 from .settings import CascadeSettings
@@ -163,9 +163,8 @@ def given_keyframes(job: Job) -> torch.Tensor:
     frames = []
     for path in job.keyframes:
         with Image.open(path) as image:
-            frames.append(torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0))
-    video = torch.cat([fit(images_to_video(f[None]), kf.height, kf.width, "crop") for f in frames], dim=2)
-    return video
+            frames.append(fit(uint8_to_video(np.asarray(image.convert("RGB"))[None]), kf.height, kf.width, "crop"))
+    return torch.cat(frames, dim=2)
 
 
 def start_state(job: Job) -> CascadeState:

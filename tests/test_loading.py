@@ -348,3 +348,18 @@ def test_a_scheduler_that_cannot_drive_the_stage_fails_at_load(sr1_copy, name, m
     with pytest.raises(ModelLoadError, match=rf"scheduler/scheduler_config\.json: scheduler {name} {message}.*"
                                              r"DPMSolverMultistepScheduler"):
         load_stage(folder)
+
+
+def test_a_text_encoder_config_with_an_activation_the_model_cannot_build_is_named():
+    from show1_core.models.clip import CLIPTextConfig
+    from show1_core.models.t5 import T5Config
+
+    clip = dict(vocab_size=99, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4)
+    with pytest.raises(ModelLoadError, match=r"^text_encoder/config.json: hidden_act 'swish' is not an activation of "
+                                             r"show-1-sr2's CLIP; use one of gelu, gelu_new, quick_gelu$"):
+        CLIPTextConfig.from_dict({**clip, "hidden_act": "swish"})
+    t5 = dict(vocab_size=99, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4)
+    with pytest.raises(ModelLoadError, match=r"^text_encoder/config.json: activation 'swish' is not an activation of "
+                                             r"show-1-base's T5"):
+        T5Config.from_dict({**t5, "feed_forward_proj": "gated-swish"})
+    assert CLIPTextConfig.from_dict(clip).hidden_act == "quick_gelu" and T5Config.from_dict(t5).gated

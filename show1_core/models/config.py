@@ -17,6 +17,6 @@ def from_config(cls, config: dict, where: str, what: str, activation: tuple[str,
     except TypeError as e:
         raise ModelLoadError(f"{where}: {e}; is this {what}?") from None
     if activation is not None and getattr(cfg, activation[0]) not in activation[1]:
-        raise ModelLoadError(f"{where}: {activation[0]} {getattr(cfg, activation[0])!r} is not {what}'s; use one of "
-                             f"{', '.join(sorted(activation[1]))}")
+        raise ModelLoadError(f"{where}: {activation[0]} {getattr(cfg, activation[0])!r} is not an activation of "
+                             f"{what}; use one of {', '.join(sorted(activation[1]))}")
     return cfg
