@@ -32,7 +32,8 @@ from fingerprint import difference, fingerprint  # noqa: E402
 
 from show1_core.context import RunContext  # noqa: E402
 from show1_core.loading import load_stage, load_text_encoder, load_vae  # noqa: E402
-from show1_core.memory import Offload, default_placement, tune_cpu_allocator  # noqa: E402
+from show1_core.memory import Offload, default_placement  # noqa: E402
+from show1_core.process import pin_cpu_arithmetic, tune_cpu_allocator  # noqa: E402
 from show1_core.precision import COMPUTE_DTYPES as DTYPES  # noqa: E402
 from show1_core.precision import Precision
 from show1_core.settings import (
@@ -130,23 +131,23 @@ class Workload:
         if name == "text_encode":
             return {"t5": encode_prompt(self.t5, self.spec["prompt"], "")}
         if name == "keyframes":
-            settings = KeyframeSettings(s["num_frames"], s["height"], s["width"], steps, s["guidance_scale"], seed)
+            settings = KeyframeSettings(num_frames=s["num_frames"], height=s["height"], width=s["width"], steps=steps, guidance=s["guidance_scale"], seed=seed)
             return {"video": generate_keyframes(self.base, inputs["t5"], settings, ctx)}
         if name == "interpolation":
-            settings = InterpolationSettings(steps, s["guidance_scale"], seed)
+            settings = InterpolationSettings(steps=steps, guidance=s["guidance_scale"], seed=seed)
             return {"video": interpolate_keyframes(self.interp, inputs["t5"], inputs["video"], settings, ctx)}
         if name == "if_ii_first_frame":
-            settings = IFIISettings(steps, s["guidance_scale"], s["noise_level"], seed)
+            settings = IFIISettings(steps=steps, guidance=s["guidance_scale"], noise_level=s["noise_level"], seed=seed)
             first = upscale_first_frame(self.if_ii, inputs["t5"], inputs["video"][:, :, 0], settings, ctx)
             return {"first_frame": first, "video": inputs["video"]}
         if name == "sr1":
-            settings = SR1Settings(s["height"] // inputs["video"].shape[-2], steps, s["guidance_scale"],
-                                   s["noise_level"], seed, s["window_size"], s["stride"])
+            settings = SR1Settings(scale=s["height"] // inputs["video"].shape[-2], steps=steps, guidance=s["guidance_scale"],
+                                   noise_level=s["noise_level"], seed=seed, window=s["window_size"], stride=s["stride"])
             return {"video": super_resolve_pixels(self.sr1, inputs["t5"], inputs["video"], settings, ctx,
                                                   inputs["first_frame"])}
         if name == "sr2":
             clip = encode_prompt(self.clip, self.spec["prompt"], self.spec["negative_prompt"])
-            settings = SR2Settings(s["strength"], steps, s["guidance_scale"], seed, height=s["height"],
+            settings = SR2Settings(strength=s["strength"], steps=steps, guidance=s["guidance_scale"], seed=seed, height=s["height"],
                                    width=s["width"])
             return {"video": latent_super_resolve(self.sr2, self.vae, clip, inputs["video"], settings, ctx)}
         raise ValueError(name)
@@ -225,6 +226,7 @@ def main() -> None:
     ap.add_argument("--default-allocator", action="store_true",
                     help="leave glibc's malloc as it is (by default the CLI's CPU allocator tuning is applied)")
     args = ap.parse_args()
+    pin_cpu_arithmetic()
     tuned = not args.default_allocator and args.device == "cpu" and tune_cpu_allocator()
     spec = json.loads(args.spec.read_text())
     device = torch.device(args.device)

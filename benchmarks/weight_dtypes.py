@@ -27,8 +27,9 @@ from show1_core.budget import weight_bytes  # noqa: E402
 from show1_core.cascade import run_cascade  # noqa: E402
 from show1_core.context import RunContext  # noqa: E402
 from show1_core.precision import WEIGHT_DTYPES, Precision  # noqa: E402
+from show1_core.registry import STAGES  # noqa: E402
 
-OUTPUTS = ("base_video", "interp_video", "sr1_video", "sr2_video")
+OUTPUTS = tuple(spec.output for spec in STAGES if spec.output)
 
 
 def run(fixtures: Path, weights: str) -> tuple[dict[str, torch.Tensor], int]:
@@ -37,7 +38,7 @@ def run(fixtures: Path, weights: str) -> tuple[dict[str, torch.Tensor], int]:
     models = cascade_models(fixtures, Precision(torch.float32, WEIGHT_DTYPES[weights]))
     out = {}
     run_cascade(models, *cascade_inputs(call), RunContext(record=lambda name, t: out.__setitem__(name, t.clone())))
-    unets = sum(weight_bytes(s.unet) for s in (models.base, models.interpolation, models.sr1, models.if_ii, models.sr2))
+    unets = sum(weight_bytes(s.unet) for s in models.stages.values())
     return {k: out[k] for k in OUTPUTS}, unets
 
 

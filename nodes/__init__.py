@@ -3,6 +3,7 @@ with ComfyUI as V3 nodes (`v3`)."""
 
 from __future__ import annotations
 
+from ..show1_core.process import pin_cpu_arithmetic
 from . import comfy, routes
 from .latent import (
     Show1FrameDecode,
@@ -27,6 +28,7 @@ async def comfy_entrypoint():
     return extension(NODES.values())
 
 
+pin_cpu_arithmetic()  # this process runs stages: the nodes compute as the CLI does
 comfy.register_model_folder()
 comfy.install_example_inputs()
 routes.register(NODES)

@@ -134,6 +134,9 @@ def image_to_video(images: torch.Tensor, argument: str = "images") -> torch.Tens
                          f"{tuple(getattr(images, 'shape', ())) or type(images).__name__}")
     if 0 in images.shape:
         raise InputError(f"{argument}: an empty IMAGE batch {tuple(images.shape)}; connect frames")
+    if images.shape[-1] == 4:
+        comfy.warn(f"{argument}: RGBA frames; the alpha channel is dropped (Show-1 works on RGB; composite the frames "
+                   "on a background first if transparency matters)")
     images = images[..., :3].float()
     if not bool(torch.isfinite(images).all()):
         raise InputError(f"{argument}: the IMAGE holds NaN or infinite values; the node that made it failed")

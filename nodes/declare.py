@@ -9,11 +9,13 @@ checks, so what the browser is told and what the node enforces cannot differ.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 from ..show1_core import rules
 from ..show1_core.errors import InputError, Show1Error
+from ..show1_core.settings import naming
 from . import comfy
 
 WIDGETS = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
@@ -37,6 +39,7 @@ class Input:
     dynamic: bool = False  # a folder listing the node resolves itself (bare names are accepted too)
     multiline: bool = False
     control_after_generate: bool = False
+    field: tuple[type, str] | None = None  # the settings class and field this input sets
 
     @property
     def widget(self) -> bool:
@@ -68,10 +71,12 @@ def setting(settings, field: str, name: str | None = None, tooltip: str | None =
     value = f.default if default is None else default
     help_text = tooltip or f.metadata["help"]
     if f.metadata.get("rule") is not None:
-        return number(name, f.metadata["rule"], value, help_text, optional)
-    if isinstance(value, bool):
-        return Input(name, "BOOLEAN", help_text, value, optional)
-    return Input(name, "COMBO", help_text, value, optional, choices=tuple(f.metadata["choices"]))
+        declared = number(name, f.metadata["rule"], value, help_text, optional)
+    elif isinstance(value, bool):
+        declared = Input(name, "BOOLEAN", help_text, value, optional)
+    else:
+        declared = Input(name, "COMBO", help_text, value, optional, choices=tuple(f.metadata["choices"]))
+    return dataclasses.replace(declared, field=(settings, field))
 
 
 def combo(name: str, choices, default, tooltip: str, optional: bool = False, dynamic: bool = False) -> Input:
@@ -169,6 +174,23 @@ class Node:
     @classmethod
     def execute(cls, **inputs):
         raise NotImplementedError
+
+    @classmethod
+    def settings(cls, owner: type, values: dict, **fixed):
+        """`owner` settings made by name from the inputs that set its fields (`setting` inputs of
+        `owner` or of a class it extends), plus `fixed`; its errors name this node's inputs."""
+        names = {i.field[1]: i.name for i in cls.inputs()
+                 if i.field is not None and issubclass(owner, i.field[0]) and i.name in values}
+        given = {field: values[name] for field, name in names.items() if values[name] is not None}
+        with naming(lambda f: names.get(f, f)):
+            return owner(**given, **fixed)
+
+    @classmethod
+    def check_across(cls, owner: type, values: dict) -> None:
+        """`owner`'s rules across fields on the node's values (None where a link is not evaluated)."""
+        names = {i.field[1]: i.name for i in cls.inputs()
+                 if i.field is not None and issubclass(owner, i.field[0]) and i.name in values}
+        owner.check_across({field: values[name] for field, name in names.items()}, lambda f: names.get(f, f))
 
     # what the readout reads (see `readout`); `view` is this node in the graph being edited
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..show1_core import rules
-from ..show1_core.budget import unet_call_bytes, vae_call_bytes
+from ..show1_core.budget import vae_call_bytes
 from ..show1_core.frames import RESIZE_MODES, fit, uint8_to_video
 from ..show1_core.settings import (
     LatentInterpolationSettings,
@@ -11,15 +11,17 @@ from ..show1_core.settings import (
     SR2Settings,
     VAEDecodeSettings,
     VAEEncodeSettings,
-    same,
 )
 from ..show1_core.stages import (
     interpolate_latents,
+    latent_interpolation_memory,
     latent_video_to_video,
+    sr2_memory,
     vae_decode,
     vae_encode,
 )
 from ..show1_core.stages.latent_sr import published_sr2_input
+from . import comfy
 from .common import (
     COND,
     MODEL,
@@ -68,14 +70,16 @@ class Show1VAEEncode(Node):
         return both(view.value("width"), view.value("height"), lambda w, h: (w, h))
 
     @classmethod
-    def execute(cls, vae, images, width, height, resize, posterior, seed, tile):
+    def execute(cls, vae, images, width, height, resize, **values):
         vae = vae_input(vae)
+        for name, value in (("width", width), ("height", height)):  # the widgets check bounds, not steps
+            rules.validate_size(name, value, vae.vae.size_multiple, "the show-1-sr2 VAE")
         video = image_to_video(images)
         if resize == "published":
             video = uint8_to_video(published_sr2_input(video, height, width).numpy())
         else:
             video = fit(video, height, width, resize)
-        settings = VAEEncodeSettings(tile=tile, posterior=posterior, seed=seed)
+        settings = cls.settings(VAEEncodeSettings, values)
         memory = {id(vae.vae): vae_call_bytes(vae.vae, settings.frames_per_chunk, height, width, "encode")}
         return (to_latent(vae_encode(vae.vae, video, settings, run_context(vae, memory=memory))),)
 
@@ -93,12 +97,13 @@ class Show1FrameDecode(Node):
                 *(setting(VAEDecodeSettings, name) for name in ("frames_per_chunk", "tile"))]
 
     @classmethod
-    def execute(cls, vae, latent, frames_per_chunk, tile):
+    def execute(cls, vae, latent, **values):
         vae = vae_input(vae)
         samples = latent_samples(latent)
+        settings = cls.settings(VAEDecodeSettings, values)
         h, w = samples.shape[-2] * vae.vae.size_multiple, samples.shape[-1] * vae.vae.size_multiple
-        memory = {id(vae.vae): vae_call_bytes(vae.vae, frames_per_chunk, h, w, "decode")}
-        video = vae_decode(vae.vae, samples, VAEDecodeSettings(frames_per_chunk, tile), run_context(vae, memory=memory))
+        memory = {id(vae.vae): vae_call_bytes(vae.vae, settings.frames_per_chunk, h, w, "decode")}
+        video = vae_decode(vae.vae, samples, settings, run_context(vae, memory=memory))
         return (video_to_image(video),)
 
 
@@ -117,7 +122,7 @@ class Show1LatentInterpolator(Node):
                 socket("keyframes", "LATENT", "Latent keyframes from Show1VAEEncode, in time order."),
                 *(setting(LatentInterpolationSettings, name) for name in ("frames_between", "strength", "steps",
                                                                           "guidance", "seed", "window", "overlap")),
-                number("fps", rules.FPS, rules.LATENT_FPS, "Frame rate reported on the fps output (for CreateVideo).")]
+                number("fps", rules.FPS, rules.INTERPOLATED_FPS, "Frame rate reported on the fps output (for CreateVideo).")]
 
     @classmethod
     def frames_out(cls, view):
@@ -132,16 +137,16 @@ class Show1LatentInterpolator(Node):
 
     @classmethod
     def validate_across(cls, values):
-        names = ("frames_between", "strength", "steps", "guidance", "seed", "window", "overlap")
-        LatentInterpolationSettings(**{n: values.get(n) for n in names}).validate_across(same)
+        cls.check_across(LatentInterpolationSettings, values)
 
     @classmethod
-    def execute(cls, model, cond, keyframes, frames_between, strength, steps, guidance, seed, window, overlap, fps):
+    def execute(cls, model, cond, keyframes, fps, **values):
         require_stage_inputs(model, cond, "show-1-sr2")
         samples = latent_samples(keyframes, "keyframes")
-        settings = LatentInterpolationSettings(frames_between, steps, guidance, strength, seed, window, overlap)
-        frames = min(window, rules.interpolated_frames(samples.shape[2], frames_between))
-        memory = {id(model.stage.unet): unet_call_bytes(model.stage.unet, frames, *samples.shape[-2:], videos=2)}
+        settings = cls.settings(LatentInterpolationSettings, values)
+        shape = (rules.interpolated_frames(samples.shape[2], settings.frames_between), *samples.shape[-2:])
+        memory = {id(model.stage.unet): latent_interpolation_memory(model.stage.unet, settings, shape,
+                                                                    comfy.compute_device())}
         out = interpolate_latents(model.stage, cond.require("clip", "the latent interpolator"), samples, settings,
                                   run_context(model, memory=memory))
         return to_latent(out), fps
@@ -163,13 +168,15 @@ class Show1LatentUpscale(Node):
 
     @classmethod
     def validate_across(cls, values):
-        LatentSRSettings(**{n: values.get(n) for n in ("strength", "steps", "guidance", "seed")}).validate_across(same)
+        cls.check_across(LatentSRSettings, values)
 
     @classmethod
-    def execute(cls, model, cond, latent, strength, steps, guidance, seed):
+    def execute(cls, model, cond, latent, **values):
         require_stage_inputs(model, cond, "show-1-sr2")
         samples = latent_samples(latent)
-        memory = {id(model.stage.unet): unet_call_bytes(model.stage.unet, *samples.shape[2:], videos=2)}
-        out = latent_video_to_video(model.stage, cond.require("clip", "latent super-resolution"), samples,
-                                    LatentSRSettings(strength, steps, guidance, seed), run_context(model, memory=memory))
+        settings = cls.settings(LatentSRSettings, values)
+        memory = {id(model.stage.unet): sr2_memory(model.stage.unet, settings, tuple(samples.shape[2:]),
+                                                   comfy.compute_device())}
+        out = latent_video_to_video(model.stage, cond.require("clip", "latent super-resolution"), samples, settings,
+                                    run_context(model, memory=memory))
         return (to_latent(out),)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ..show1_core import rules
-from ..show1_core.budget import unet_call_bytes
 from ..show1_core.errors import InputError
 from ..show1_core.frames import RESIZE_MODES, fit
 from ..show1_core.settings import (
@@ -16,7 +15,11 @@ from ..show1_core.stage import StageKind
 from ..show1_core.stages import (
     IFIIUpscale,
     generate_keyframes,
+    if_ii_memory,
     interpolate_keyframes,
+    interpolation_memory,
+    keyframes_memory,
+    sr1_memory,
     super_resolve_pixels,
 )
 from . import comfy
@@ -79,10 +82,11 @@ class Show1KeyframeSampler(Node):
         return size_problems(view)
 
     @classmethod
-    def execute(cls, model, cond, num_frames, width, height, steps, guidance, seed, fps):
+    def execute(cls, model, cond, fps, **values):
         require_stage_inputs(model, cond, "show-1-base")
-        settings = KeyframeSettings(num_frames, height, width, steps, guidance, seed)
-        memory = {id(model.stage.unet): unet_call_bytes(model.stage.unet, num_frames, height, width, videos=2)}
+        settings = cls.settings(KeyframeSettings, values)
+        shape = (settings.num_frames, settings.height, settings.width)
+        memory = {id(model.stage.unet): keyframes_memory(model.stage.unet, settings, shape, comfy.compute_device())}
         video = generate_keyframes(model.stage, cond.require("t5", "the keyframe sampler"), settings,
                                    run_context(model, memory=memory))
         return video_to_image(video), fps
@@ -122,17 +126,15 @@ class Show1PixelInterpolate(Node):
         return few + size_problems(view)
 
     @classmethod
-    def execute(cls, model, cond, keyframes, width, height, resize, steps, guidance, seed, fps, max_windows):
+    def execute(cls, model, cond, keyframes, width, height, resize, fps, **values):
         require_stage_inputs(model, cond, "show-1-interpolation")
         video = image_to_video(keyframes, "keyframes")
         rules.validate_keyframe_count("keyframes", video.shape[2])
-        windows = min(video.shape[2] - 1, max_windows)
-        memory = {id(model.stage.unet): unet_call_bytes(model.stage.unet, rules.INTERPOLATION_WINDOW, height, width,
-                                                        videos=2 * windows)}
+        settings = cls.settings(InterpolationSettings, values)
+        shape = (rules.interpolated_frames(video.shape[2], rules.PIXEL_NEW_PER_GAP), height, width)
+        memory = {id(model.stage.unet): interpolation_memory(model.stage.unet, settings, shape, comfy.compute_device())}
         out = interpolate_keyframes(model.stage, cond.require("t5", "pixel interpolation"),
-                                    fit(video, height, width, resize),
-                                    InterpolationSettings(steps, guidance, seed, max_windows),
-                                    run_context(model, memory=memory))
+                                    fit(video, height, width, resize), settings, run_context(model, memory=memory))
         return video_to_image(out), fps
 
 
@@ -161,32 +163,30 @@ class Show1PixelUpscale(Node):
         return both(view.size_of("frames"), view.value("scale"), lambda size, s: (size[0] * s, size[1] * s))
 
     @classmethod
-    def execute(cls, model, cond, frames, scale, steps, guidance, noise_level, seed, if_ii=None, first_frame=None,
-                if_ii_steps=IFIISettings.steps, if_ii_guidance=IFIISettings.guidance,
-                if_ii_noise_level=IFIISettings.noise_level):
+    def execute(cls, model, cond, frames, if_ii=None, first_frame=None, **values):
         require_stage_inputs(model, cond, "show-1-sr1")
         video = image_to_video(frames, "frames")
-        height, width = video.shape[-2] * scale, video.shape[-1] * scale
+        settings = cls.settings(SR1Settings, values)
+        height, width = video.shape[-2] * settings.scale, video.shape[-1] * settings.scale
+        device = comfy.compute_device()
+        memory = {id(model.stage.unet): sr1_memory(model.stage.unet, settings, (video.shape[2], height, width), device)}
         ctx_models = [model]
         first = None
         if first_frame is not None:
             image = image_to_video(first_frame[:1], "first_frame")
             if image.shape[-2] * width != image.shape[-1] * height:
                 comfy.warn(f"first_frame: {image.shape[-1]}x{image.shape[-2]} is stretched to {width}x{height} (another "
-                     "aspect ratio); give a first frame of the output's aspect to avoid it")
+                           "aspect ratio); give a first frame of the output's aspect to avoid it")
             first = fit(image, height, width, "stretch")[:, :, 0]
         elif if_ii is not None:
             require_input(if_ii, Show1Model, "if_ii", "IF-II-L-v1.0 from Show1ModelLoader")
             if if_ii.kind is not StageKind.IF_II:
                 raise InputError(f"if_ii: got {if_ii.stage.label}, but this input takes IF-II-L-v1.0; load that stage "
                                  "folder")
-            first = IFIIUpscale(if_ii.stage, IFIISettings(if_ii_steps, if_ii_guidance, if_ii_noise_level, seed))
+            if_ii_settings = cls.settings(IFIISettings, values, seed=settings.seed)
+            first = IFIIUpscale(if_ii.stage, if_ii_settings)
+            memory[id(if_ii.stage.unet)] = if_ii_memory(if_ii.stage.unet, if_ii_settings, (1, height, width), device)
             ctx_models.append(if_ii)
-        window = min(video.shape[2], SR1Settings.window)
-        memory = {id(model.stage.unet): unet_call_bytes(model.stage.unet, window, height, width, videos=2)}
-        if isinstance(first, IFIIUpscale):
-            memory[id(if_ii.stage.unet)] = unet_call_bytes(if_ii.stage.unet, 1, height, width, videos=2)
-        out = super_resolve_pixels(model.stage, cond.require("t5", "pixel super-resolution"), video,
-                                   SR1Settings(scale, steps, guidance, noise_level, seed),
+        out = super_resolve_pixels(model.stage, cond.require("t5", "pixel super-resolution"), video, settings,
                                    run_context(*ctx_models, memory=memory), first)
         return (video_to_image(out),)

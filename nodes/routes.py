@@ -4,7 +4,8 @@
                              extension;
 * POST /show1/readout        {"prompt": API-format graph} -> the readout of every such node in it;
 * GET  /show1/models         the Show-1 models ComfyUI's model manager holds, and this process's
-                             resident memory (after handing freed heap back to the system).
+                             resident memory (when no prompt runs, after handing freed heap back
+                             to the system; never collecting while a prompt runs).
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ def resident_mib() -> float | None:
             return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:"))
     except (OSError, StopIteration):
         return None
+
+
+def prompt_running(server) -> bool:
+    """Whether ComfyUI is executing a prompt (assumed so when its queue cannot be read)."""
+    running = getattr(getattr(server, "prompt_queue", None), "currently_running", None)
+    return running is None or len(running) > 0
 
 
 def readout_nodes(declarations: dict) -> list[str]:
@@ -56,5 +63,6 @@ def register(declarations: dict) -> None:
 
     @routes.get("/show1/models")
     async def get_models(request):
-        comfy.free_after_failure()  # what was freed goes back to the system before it is measured
+        if not prompt_running(PromptServer.instance):  # a collection here would stall a running prompt
+            comfy.free_after_failure()  # what was freed goes back to the system before it is measured
         return web.json_response({"models": comfy.loaded_show1_models(), "resident_mib": resident_mib()})

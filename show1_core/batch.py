@@ -29,20 +29,13 @@ from typing import Callable
 import torch
 
 from . import options
-from .cascade import (
-    PUBLISHED_NEGATIVE,
-    CascadeModels,
-    CascadeState,
-    Prompt,
-    run_step,
-    steps_to_run,
-)
+from .cascade import PUBLISHED_NEGATIVE, CascadeModels, CascadeState, Prompt, run_step
 from .context import RunContext
 from .errors import InputError, Show1Error
 from .frames import fit, uint8_to_video
-from .headless import output_fps, write_video
+from .headless import write_video
 from .memory import is_out_of_memory
-from .settings import CascadeSettings
+from .options import CascadeSettings
 
 JOB_FIELDS = {"id", "prompt", "negative_prompt", "keyframes"}
 ID_CHARACTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
@@ -75,7 +68,7 @@ class Job:
 
     @property
     def steps(self) -> tuple[str, ...]:
-        steps = steps_to_run(self.settings)
+        steps = self.settings.steps()
         return tuple(s for s in steps if s != "keyframes") if self.keyframes else steps
 
 
@@ -89,9 +82,12 @@ def read_jobs(path: Path, base: CascadeSettings, multiples: Callable[[CascadeSet
               ) -> tuple[list[Job], list[BadLine]]:
     """Every line of a JOBS file, checked before any work: good jobs, and bad lines with why."""
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as e:
         raise InputError(f"JOBS: cannot read {path} ({e.strerror}); give a JSON-lines file") from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"JOBS: {path} is not UTF-8 text (byte {e.start} is {e.object[e.start:e.start + 1]!r}); save it "
+                         "as UTF-8 JSON lines") from None
     jobs, bad, ids = [], [], {}
     for number, text in enumerate(lines, 1):
         if not text.strip() or text.lstrip().startswith("#"):
@@ -137,21 +133,14 @@ def parse_job(number: int, text: str, base: CascadeSettings, multiples, folder: 
             raise InputError(f"field 'keyframes': {k} is not a file; give image files (paths relative to the JOBS "
                              "file's folder)")
     values = {k: v for k, v in raw.items() if k in options.OPTIONS}
-    try:
-        settings = options.apply(base, values)
-    except TypeError as e:
-        raise InputError(f"{e}") from None
+    settings = options.apply(base, values, "field")
     if paths:
         settings = settings.replace(keyframes=settings.keyframes.replace(num_frames=len(paths)))
         if settings.last_stage == "keyframes":
             raise InputError("field 'last_stage': keyframes, but the job gives its keyframes; stop at interpolation "
                              "or later")
-    settings.validate(field_name, multiples(settings))
+    settings.validate(options.namer("field"), multiples(settings))
     return Job(number, job_id, Prompt(prompt, negative), settings, raw, paths)
-
-
-def field_name(path: str) -> str:
-    return f"field {options.NAME_OF.get(path, path)!r}"
 
 
 def given_keyframes(job: Job) -> torch.Tensor:
@@ -192,12 +181,12 @@ def pack_version() -> str:
 
 def write_result(job: Job, video: torch.Tensor, seconds: dict[str, float], out: Path, demo: bool) -> Path:
     """The video, then its sidecar, each written whole: the sidecar says the job is finished."""
-    path = write_video(job.video(out), video, output_fps(job.settings))
+    path = write_video(job.video(out), video, job.settings.output_fps)
     _, _, frames, h, w = video.shape
     record = {"job": job.raw, "line": job.line, "id": job.id, "video": path.name,
               "settings": dataclasses.asdict(job.settings), "seed": job.settings.seed,
               "prompt": job.prompt.text, "negative_prompt": job.prompt.negative,
-              "frames": frames, "width": w, "height": h, "fps": output_fps(job.settings),
+              "frames": frames, "width": w, "height": h, "fps": job.settings.output_fps,
               "seconds": {k: round(v, 3) for k, v in seconds.items()}, "versions": versions(), "demo_weights": demo,
               "video_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     tmp = job.sidecar(out).with_name(f".{job.id}.json.tmp")

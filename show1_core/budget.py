@@ -21,7 +21,7 @@ import torch
 from .errors import DoesNotFit
 from .models.unet import Show1UNet
 from .models.vae import AutoencoderKL
-from .precision import Precision, element_size
+from .precision import Precision, element_size, is_fp8
 
 # bytes of peak activation per element of the first-level activation, per byte of the compute dtype
 CALL_BYTES_PER_ELEMENT = {"if": 13.9, "modelscope": 1.58}
@@ -50,20 +50,26 @@ def casts(module: torch.nn.Module) -> bool:
 
 
 CPU_ACTIVATION_ELEMENTS = 1 << 22
+# Share of a GPU's total memory one UNet call's activations may take. A property of the card, not of
+# the moment: what happens to be free never decides how a stage splits its batch.
+GPU_CALL_SHARE = 0.25
 
 
 def activation_budget(device: torch.device, unet: Show1UNet) -> int:
     """How many elements of first-level activation (`activation_elements`) one UNet call may hold.
 
     Calls above it are split (the guidance pair, then windows) into several calls with the same
-    arithmetic, so memory is set by this bound, not by how many windows a stage has. On the CPU,
-    larger batches gain nothing (the kernels are compute-bound), so the bound is small; on a GPU it
-    is what the free memory holds by the estimate of `unet_call_bytes`.
+    arithmetic, so memory is set by this bound, not by how many windows a stage has. The bound
+    depends only on the device: on the CPU it is small (larger batches gain nothing, the kernels
+    are compute-bound); on a GPU it is a fixed share of the card's memory by the estimate of
+    `unet_call_bytes`. Free memory never enters it: a split that followed what is free would change
+    the batch shapes, and with them the rounding of the video, from run to run. The stage asks its
+    model manager for the memory of the chosen split before it starts.
     """
     if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
+        total = torch.cuda.get_device_properties(device).total_memory
         per_element = CALL_BYTES_PER_ELEMENT[unet.config.family] * element_size(unet.compute_dtype)
-        return max(CPU_ACTIVATION_ELEMENTS, int(free // per_element))
+        return max(CPU_ACTIVATION_ELEMENTS, int(total * GPU_CALL_SHARE // per_element))
     return CPU_ACTIVATION_ELEMENTS
 
 
@@ -168,10 +174,13 @@ def require_fit(plans: dict[str, CascadePlan], chosen: tuple[str, str], free: in
 
 
 def free_bytes(device: torch.device) -> int | None:
-    """Memory free for a run on `device`: the GPU's free memory, or the system's available memory
-    on the CPU (None where it cannot be read)."""
+    """Memory free for a run on `device`, counted as ComfyUI counts it: on a GPU what the driver has
+    free plus what PyTorch's allocator holds reserved but unused (it hands that out first); on the
+    CPU the system's available memory (None where it cannot be read)."""
     if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
+        free = torch.cuda.mem_get_info(device)[0]
+        stats = torch.cuda.memory_stats(device)
+        return free + stats.get("reserved_bytes.all.current", 0) - stats.get("active_bytes.all.current", 0)
     try:
         with open("/proc/meminfo") as f:
             fields = dict(line.split(":", 1) for line in f)
@@ -184,7 +193,7 @@ def scaled_weights(module: torch.nn.Module, precision: Precision) -> int:
     """Weight bytes of a (meta) model once stored in `precision` (1-D tensors stay in the compute
     dtype under fp8 storage, as the loader keeps them)."""
     total = 0
-    fp8 = precision.storage in (torch.float8_e4m3fn, torch.float8_e5m2)
+    fp8 = is_fp8(precision.storage)
     for p in module.parameters():
         dtype = precision.compute if fp8 and p.dim() < 2 else precision.storage
         total += p.numel() * element_size(dtype)

@@ -1,15 +1,17 @@
-"""The published Show-1 cascade, composed of its stages: text -> keyframes -> pixel interpolation
--> pixel super-resolution (IF-II first frame + sr1 windows) -> latent super-resolution (sr2).
+"""The published Show-1 cascade, composed of the stages the registry declares: text -> keyframes ->
+pixel interpolation -> pixel super-resolution (IF-II first frame + sr1 windows) -> latent
+super-resolution (sr2).
 
 Each step takes the models it needs and a `CascadeState` (the prompt, its embeddings and the video
 so far) and returns the next state, so the cascade can run in one process (`run_cascade`) or with
-every stage on its own workers (`batch`). Every stage's output is recorded (`base_video`, ...).
+every stage on its own workers (`batch`). The steps of the stages live in their stage modules
+(`StageSpec.cascade_step`); every stage's output is recorded under its declared name.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -17,20 +19,12 @@ import torch
 from .context import RunContext
 from .errors import ModelLoadError
 from .models.vae import AutoencoderKL
-from .settings import STAGE_ORDER, CascadeSettings
+from .options import CascadeSettings
+from .registry import BY_KEY, spec
 from .stage import Stage
-from .stages import (
-    IFIIUpscale,
-    generate_keyframes,
-    interpolate_keyframes,
-    latent_super_resolve,
-    super_resolve_pixels,
-)
 from .text import PromptEmbeddings, TextEncoder, encode_prompt
 
-PUBLISHED_NEGATIVE = "low resolution, blur"  # the published script's negative prompt for sr2
-STEPS = ("text", *STAGE_ORDER)
-OUTPUTS = {"keyframes": "base_video", "interpolation": "interp_video", "sr1": "sr1_video", "sr2": "sr2_video"}
+PUBLISHED_NEGATIVE = "low resolution, blur"  # the published script's negative prompt for sr2's CLIP guidance
 
 
 @dataclass(frozen=True)
@@ -44,24 +38,33 @@ class Prompt:
 
 @dataclass
 class CascadeModels:
-    """Loaded models of the cascade; what the steps that run do not need may be None."""
+    """Loaded models of the cascade: each stage's by its key, and the text encoders and the VAE;
+    what the steps that run do not need may be missing."""
 
+    stages: dict[str, Stage] = field(default_factory=dict)
     t5: TextEncoder | None = None
-    base: Stage | None = None
-    interpolation: Stage | None = None
-    sr1: Stage | None = None
-    if_ii: Stage | None = None
-    sr2: Stage | None = None
     vae: AutoencoderKL | None = None
     clip: TextEncoder | None = None
 
+    def stage(self, key: str) -> Stage:
+        if key not in self.stages:
+            raise ModelLoadError(f"the cascade needs {spec(key).label}, but it was not loaded; load it or stop at an "
+                                 "earlier stage")
+        return self.stages[key]
+
+    def needed(self, name: str, what: str):
+        model = getattr(self, name)
+        if model is None:
+            raise ModelLoadError(f"the cascade needs {what}, but it was not loaded; load it or stop at an earlier "
+                                 "stage")
+        return model
+
     def multiples(self) -> dict[str, int]:
-        """Size multiples of the loaded models, for `CascadeSettings.validate`."""
-        found = {key: stage.unet.size_multiple for key, stage in (
-            ("keyframes", self.base), ("interpolation", self.interpolation), ("sr1", self.sr1),
-            ("if_ii", self.if_ii)) if stage is not None}
+        """Size multiples of the loaded models by stage key, for `CascadeSettings.validate` (sr2's
+        sizes are its VAE's)."""
+        found = {key: stage.unet.size_multiple for key, stage in self.stages.items() if key != "sr2"}
         if self.vae is not None:
-            found["vae"] = self.vae.size_multiple
+            found["sr2"] = self.vae.size_multiple
         return found
 
 
@@ -78,61 +81,28 @@ class CascadeState:
         return dataclasses.replace(self, done=(*self.done, step), **changes)
 
 
-def needed(model, what: str):
-    if model is None:
-        raise ModelLoadError(f"the cascade needs {what}, but it was not loaded; load it or stop at an earlier stage")
-    return model
-
-
 def text_step(m: CascadeModels, state: CascadeState, s: CascadeSettings, ctx: RunContext) -> CascadeState:
     if state.t5 is None:
-        state = dataclasses.replace(state, t5=encode_prompt(needed(m.t5, "the T5 text encoder (show-1-base)"),
-                                                            state.prompt.text, "", s.clean_caption, ctx))
+        t5 = m.needed("t5", "the T5 text encoder (show-1-base)")
+        state = dataclasses.replace(state, t5=encode_prompt(t5, state.prompt.text, "", s.clean_caption, ctx))
     ctx.emit("prompt_embeds", state.t5.positive)
     ctx.emit("negative_prompt_embeds", state.t5.negative)
     return state.after("text")
 
 
-def keyframes_step(m: CascadeModels, state: CascadeState, s: CascadeSettings, ctx: RunContext) -> CascadeState:
-    video = generate_keyframes(needed(m.base, "show-1-base"), state.t5, s.stage("keyframes"), ctx)
-    return state.after("keyframes", video=video)
-
-
-def interpolation_step(m: CascadeModels, state: CascadeState, s: CascadeSettings, ctx: RunContext) -> CascadeState:
-    video = interpolate_keyframes(needed(m.interpolation, "show-1-interpolation"), state.t5, state.video,
-                                  s.stage("interpolation"), ctx)
-    return state.after("interpolation", video=video)
-
-
-def sr1_step(m: CascadeModels, state: CascadeState, s: CascadeSettings, ctx: RunContext) -> CascadeState:
-    first = IFIIUpscale(m.if_ii, s.stage("if_ii")) if m.if_ii is not None else None
-    video = super_resolve_pixels(needed(m.sr1, "show-1-sr1"), state.t5, state.video, s.stage("sr1"), ctx, first)
-    return state.after("sr1", video=video)
-
-
-def sr2_step(m: CascadeModels, state: CascadeState, s: CascadeSettings, ctx: RunContext) -> CascadeState:
-    clip = encode_prompt(needed(m.clip, "the CLIP text encoder (show-1-sr2)"), state.prompt.text,
-                         state.prompt.negative, ctx=ctx)
-    video = latent_super_resolve(needed(m.sr2, "show-1-sr2"), needed(m.vae, "the show-1-sr2 VAE"), clip, state.video,
-                                 s.stage("sr2"), ctx)
-    return state.after("sr2", video=video)
-
-
 Step = Callable[[CascadeModels, CascadeState, CascadeSettings, RunContext], CascadeState]
-STEP_FUNCTIONS: dict[str, Step] = {"text": text_step, "keyframes": keyframes_step,
-                                   "interpolation": interpolation_step, "sr1": sr1_step, "sr2": sr2_step}
 
 
-def steps_to_run(settings: CascadeSettings) -> tuple[str, ...]:
-    return STEPS[: settings.upto + 2]
+def step_function(name: str) -> Step:
+    return text_step if name == "text" else BY_KEY[name].cascade_step
 
 
 def run_step(name: str, models: CascadeModels, state: CascadeState, settings: CascadeSettings,
              ctx: RunContext) -> CascadeState:
-    """One step of the cascade; the stage's output is recorded under its published name."""
-    state = STEP_FUNCTIONS[name](models, state, settings, ctx)
-    if name in OUTPUTS:
-        ctx.emit(OUTPUTS[name], state.video)
+    """One step of the cascade; the stage's output is recorded under its declared name."""
+    state = step_function(name)(models, state, settings, ctx)
+    if name in BY_KEY and BY_KEY[name].output:
+        ctx.emit(BY_KEY[name].output, state.video)
     return state
 
 
@@ -143,6 +113,6 @@ def run_cascade(models: CascadeModels, prompt: Prompt, settings: CascadeSettings
     ctx = ctx or RunContext()
     settings.validate(multiples=models.multiples())
     state = CascadeState(prompt, t5_embeds)
-    for name in steps_to_run(settings):
+    for name in settings.steps():
         state = run_step(name, models, state, settings, ctx)
     return state.video

@@ -21,28 +21,21 @@ from .cascade import PUBLISHED_NEGATIVE, Prompt, run_cascade
 from .context import RunContext, StepEvent
 from .errors import DoesNotFit, InputError, Show1Error
 from .headless import (
-    STAGE_FPS,
     find_folders,
     if_ii_note,
     load_cascade,
-    output_fps,
     require_cascade_fits,
     require_writable_file,
     require_writable_folder,
     write_video,
 )
-from .memory import (
-    Offload,
-    default_placement,
-    is_out_of_memory,
-    parse_device,
-    tune_cpu_allocator,
-)
+from .memory import Offload, default_placement, empty_cache, is_out_of_memory, parse_device
 from .precision import COMPUTE_CHOICES, WEIGHT_CHOICES, parse_precision
-from .settings import STAGE_ORDER
-from .stage import StageKind
+from .process import pin_cpu_arithmetic, tune_cpu_allocator
+from .registry import CASCADE, STAGES, StageKind
 from .text import encode_prompt
 
+FLAGS = ("--dtype", "--weight-dtype", "--text-weight-dtype")
 OOM_LEVERS = ("use --offload window, fewer --frames, smaller sizes, --weight-dtype fp8_e4m3fn or --dtype bf16/fp16 on "
               "a GPU, or --t5-device cpu")
 
@@ -78,8 +71,8 @@ class ProgressBars:
 def generate(args) -> int:
     # everything that needs no model first, then what the configs say; weights only after both
     device = parse_device("--device", args.device)
-    t5_device = parse_device("--t5-device", args.t5_device) if args.t5_device else device
-    precision = parse_precision(args.dtype, args.weight_dtype, device, ("--dtype", "--weight-dtype"))
+    t5_device = parse_device("--t5-device", args.t5_device) if args.t5_device is not None else device
+    precision = parse_precision(args.dtype, args.weight_dtype, device, FLAGS, args.text_weight_dtype)
     require_writable_file("--out", args.out, ".mp4")
     save_dir = Path(args.save_stages) if args.save_stages else None
     if save_dir is not None:
@@ -91,7 +84,8 @@ def generate(args) -> int:
     folders = find_folders(args.models, args.demo, given["last_stage"])
     settings = options.apply(options.base_settings(folders.demo), given, "flag")
     settings.validate(options.namer("flag"), folders.multiples(settings))
-    require_cascade_fits(folders, settings, precision.compute, args.weight_dtype, args.offload, device, t5_device)
+    folders.require_weights(settings)
+    require_cascade_fits(folders, settings, precision, args.offload, device, t5_device)
     if note := if_ii_note(folders, settings):
         warn(note)
 
@@ -101,14 +95,17 @@ def generate(args) -> int:
     ctx = RunContext(on_warning=warn)
     t5_embeds = None
     if settings.runs("keyframes"):
-        t5 = load_cascade(folders, settings, precision, t5_device, steps=("text",)).t5
+        t5 = load_cascade(folders, settings, precision, t5_device, steps=("text",), text_weights=precision.text).t5
         t5_embeds = encode_prompt(t5, args.prompt, "", settings.clean_caption, ctx)
-        del t5  # the largest model of the cascade is needed once per prompt
-    models = load_cascade(folders, settings, precision, torch.device("cpu"), with_t5=False)
+        del t5  # the largest model of the cascade is needed once per prompt: its memory goes back now
+        empty_cache(t5_device)
+    models = load_cascade(folders, settings, precision, torch.device("cpu"), with_t5=False,
+                          text_weights=precision.text)
+    fps_of = {spec.output: spec.fps for spec in STAGES if spec.output}
 
     def record(name: str, tensor: torch.Tensor) -> None:
-        if save_dir is not None and name in STAGE_FPS:
-            write_video(save_dir / f"{name}.mp4", tensor, STAGE_FPS[name])
+        if save_dir is not None and name in fps_of:
+            write_video(save_dir / f"{name}.mp4", tensor, fps_of[name])
 
     bars = ProgressBars()
     ctx = RunContext(default_placement(device, args.offload), bars, record=record, on_warning=warn)
@@ -116,7 +113,7 @@ def generate(args) -> int:
         video = run_cascade(models, Prompt(args.prompt, args.negative_prompt), settings, ctx, t5_embeds)
     finally:
         bars.close()
-    fps = output_fps(settings)
+    fps = settings.output_fps
     out = write_video(args.out, video, fps)
     _, _, frames, h, w = video.shape
     note = " (demo weights: the video is noise)" if folders.demo else ""
@@ -129,13 +126,16 @@ def batch(args) -> int:
     from .batch import Summary, print_bad_lines, read_jobs, remove_leftovers, run_local
 
     device = parse_device("--device", args.device)
-    precision = parse_precision(args.dtype, args.weight_dtype, device, ("--dtype", "--weight-dtype"))
+    precision = parse_precision(args.dtype, args.weight_dtype, device, FLAGS, args.text_weight_dtype)
+    if args.pool and args.ray is None:
+        raise InputError("--pool: sizes the actor pools of --ray, which is not given; add --ray (a local cluster, or "
+                         "--ray ADDRESS) or leave --pool out")
     sizes = parse_pools(args.pool)
     if not args.jobs.is_file():
         raise InputError(f"JOBS: {args.jobs} is not a file; give a JSON-lines file of jobs")
     require_writable_folder("--out", args.out)
     jobs, _ = read_jobs(args.jobs, options.base_settings(True), lambda s: {})  # which stages the jobs reach
-    last = max((j.settings.last_stage for j in jobs), key=STAGE_ORDER.index, default="sr2")
+    last = max((j.settings.last_stage for j in jobs), key=CASCADE.index, default=CASCADE[-1])
     folders = find_folders(args.models, args.demo, last)
     jobs, bad = read_jobs(args.jobs, options.base_settings(folders.demo), folders.multiples)
     print_bad_lines(bad)
@@ -143,36 +143,40 @@ def batch(args) -> int:
     remove_leftovers(jobs, args.out)
     summary = Summary(skipped=sum(j.finished(args.out) for j in jobs))
     todo = [j for j in jobs if not j.finished(args.out)]
-    if todo:
-        widest = max(todo, key=lambda j: j.settings.upto).settings
-        require_cascade_fits(folders, widest, precision.compute, args.weight_dtype, args.offload, device, device)
-        if device.type == "cpu":
-            tune_cpu_allocator()
-        if args.ray is not None:
-            from .ray_batch import WorkerSetup, run_ray
+    try:
+        if todo:
+            widest = max(todo, key=lambda j: CASCADE.index(j.settings.last_stage)).settings
+            folders.require_weights(widest)
+            require_cascade_fits(folders, widest, precision, args.offload, device, device)
+            if device.type == "cpu":
+                tune_cpu_allocator()
+            if args.ray is not None:
+                from .ray_batch import WorkerSetup, run_ray
 
-            setup = WorkerSetup(folders, widest, precision, str(device), args.offload, torch.get_num_threads())
-            run_ray(todo, setup, args.out, sizes, args.ray or None, summary)
-        else:
-            from .headless import load_cascade
-
-            steps = tuple(dict.fromkeys(s for j in todo for s in j.steps))
-            models = load_cascade(folders, widest, precision, torch.device("cpu"), steps=steps)
-            ctx = RunContext(default_placement(device, args.offload), on_warning=warn)
-            run_local(todo, models, args.out, ctx, folders.demo, summary)
+                setup = WorkerSetup(folders, widest, precision, str(device), args.offload, torch.get_num_threads())
+                run_ray(todo, setup, args.out, sizes, args.ray or None, summary)
+            else:
+                steps = tuple(dict.fromkeys(s for j in todo for s in j.steps))
+                models = load_cascade(folders, widest, precision, torch.device("cpu"), steps=steps,
+                                      text_weights=precision.text)
+                ctx = RunContext(default_placement(device, args.offload), on_warning=warn)
+                run_local(todo, models, args.out, ctx, folders.demo, summary)
+    except KeyboardInterrupt:
+        print(f"interrupted: the {summary.done} video(s) finished in this run are kept with their sidecars, nothing "
+              "half-written; run the same command again to finish the rest", file=sys.stderr)
+        return 130
     summary.failed = [b.message for b in bad] + summary.failed
     print(summary.table())
     return 1 if summary.failed else 0
 
 
 def parse_pools(specs: list[str]) -> dict[str, int]:
-    from .cascade import STEPS
-
+    steps = ("text", *CASCADE)
     sizes = {}
     for spec in specs or []:
         step, _, count = spec.partition("=")
-        if step not in STEPS or not count.isdigit() or int(count) < 1:
-            raise InputError(f"--pool: {spec!r} is not STEP=N with STEP one of {', '.join(STEPS)} and N >= 1; e.g. "
+        if step not in steps or not count.isdigit() or int(count) < 1:
+            raise InputError(f"--pool: {spec!r} is not STEP=N with STEP one of {', '.join(steps)} and N >= 1; e.g. "
                              "--pool sr1=2 sr2=2")
         sizes[step] = int(count)
     return sizes
@@ -220,6 +224,17 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(options.flag(name), type=kind, help=f"{field.metadata['help']} Default {field.default}.")
 
 
+def add_weight_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weight-dtype", choices=WEIGHT_CHOICES, default="default",
+                        help="how the UNets (not the text encoders) store their weights: default (as computed), fp16, "
+                             "bf16, fp8_e4m3fn or fp8_e5m2 (half or a quarter of the fp32 memory; each layer casts its "
+                             "weights as it runs; fp8 saturates at its largest value)")
+    parser.add_argument("--text-weight-dtype", choices=WEIGHT_CHOICES, default="default",
+                        help="how T5 and CLIP store their weights (they compute in float32): default (as their files "
+                             "hold them, fp16 on the hub), fp16, bf16, fp8_e4m3fn or fp8_e5m2 (a quarter of fp32, "
+                             "saturated; the embeddings move a little)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m show1_core", description="Show-1 text-to-video, headless.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -229,14 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--models", type=Path, help="folder holding the stage folders (show-1-base, ...); without it the "
                                                "tiny demo weights run")
     g.add_argument("--out", type=Path, default=Path("show1.mp4"), help="the .mp4 to write (written whole or not at all)")
-    g.add_argument("--last-stage", choices=STAGE_ORDER, default="sr2")
+    g.add_argument("--last-stage", choices=CASCADE, default=CASCADE[-1])
     g.add_argument("--save-stages", metavar="DIR", help="also write every stage's output as an mp4 here")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     g.add_argument("--dtype", choices=COMPUTE_CHOICES, default="auto",
                    help="the arithmetic; auto: bf16 (fp16 where the GPU lacks bf16) on a GPU, fp32 on the CPU")
-    g.add_argument("--weight-dtype", choices=WEIGHT_CHOICES, default="default",
-                   help="how the UNet weights are stored: default (as computed), fp16, bf16, fp8_e4m3fn or fp8_e5m2 "
-                        "(half or a quarter of the fp32 memory; each layer casts its weights as it runs)")
+    add_weight_flags(g)
     g.add_argument("--offload", choices=[o.value for o in Offload], default="stage",
                    help="keep models on the GPU, or offload them between stages / windows")
     g.add_argument("--t5-device", help="run the T5 text encoder here (e.g. cpu) to spare GPU memory")
@@ -253,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--models", type=Path, help="folder holding the stage folders; without it the demo weights run")
     b.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps (with --ray: each actor's)")
     b.add_argument("--dtype", choices=COMPUTE_CHOICES, default="auto", help="the arithmetic")
-    b.add_argument("--weight-dtype", choices=WEIGHT_CHOICES, default="default", help="how the UNet weights are stored")
+    add_weight_flags(b)
     b.add_argument("--offload", choices=[o.value for o in Offload], default="stage",
                    help="where models wait between uses (with --ray each actor keeps its own stage resident)")
     b.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
@@ -284,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """The one error boundary of the CLI: a message line and an exit status for every failure."""
     args = build_parser().parse_args(argv)
+    pin_cpu_arithmetic()
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -304,20 +304,19 @@ def write_sr2(folder: Path) -> None:
         unet=SHOW1_UNET, vae=["diffusers", "AutoencoderKL"]))
 
 
-WRITERS = {StageKind.BASE: write_base, StageKind.INTERPOLATION: write_interpolation, StageKind.SR1: write_sr1,
-           StageKind.IF_II: write_if_ii, StageKind.SR2: write_sr2}
 DEMO_MARKER = "SHOW1_DEMO_WEIGHTS.txt"
 DEMO_FORMAT = "3"  # bumped whenever the demo folders change layout, so old caches are rewritten
 
 
-def write_demo_models(root: str | Path, seed: int = 0, stages=tuple(WRITERS)) -> dict[StageKind, Path]:
-    """Write the tiny random stage folders under `root` (named as the hub repositories) and return them."""
+def write_demo_models(root: str | Path, seed: int = 0, stages=tuple(StageKind)) -> dict[StageKind, Path]:
+    """Write the tiny random stage folders under `root` (named as the hub repositories; each stage's
+    writer is its declaration's `demo`) and return them."""
     root = Path(root)
     folders = {}
-    for i, kind in enumerate(stages):
+    for kind in stages:
         folder = root / kind.folder
-        torch.manual_seed(seed * 1000 + i)
-        WRITERS[kind](folder)
+        torch.manual_seed(seed * 1000 + list(StageKind).index(kind))
+        kind.spec.demo_writer(folder)
         (folder / DEMO_MARKER).write_text(f"format {DEMO_FORMAT}\nRandom weights written by show1_core.demo: the "
                                           "outputs are noise.\n")
         folders[kind] = folder

@@ -13,17 +13,10 @@ import socket
 from pathlib import Path, PurePosixPath
 
 from .errors import Show1Error
-from .stage import STAGE_REPOS, StageKind
+from .registry import StageKind
 from .weights import choose_files, component_library, is_weight_file
 
 HUB_HOST = "huggingface.co"
-COMPONENTS = {
-    StageKind.BASE: ("unet", "scheduler", "text_encoder", "tokenizer"),
-    StageKind.INTERPOLATION: ("unet", "scheduler"),
-    StageKind.SR1: ("unet", "scheduler", "image_noising_scheduler"),
-    StageKind.IF_II: ("unet", "scheduler", "image_noising_scheduler"),
-    StageKind.SR2: ("unet", "scheduler", "text_encoder", "tokenizer", "vae"),
-}
 
 
 def select_files(kind: StageKind, repo_files: list[str], variant: str | None = "fp16") -> list[str]:
@@ -31,7 +24,7 @@ def select_files(kind: StageKind, repo_files: list[str], variant: str | None = "
     its components, and per component the one weight set the loader will read (with its shards and
     index), the `variant` first where the repository has it."""
     chosen = [f for f in repo_files if f == "model_index.json"]
-    for component in COMPONENTS[kind]:
+    for component in kind.spec.components:
         names = [PurePosixPath(f).name for f in repo_files if PurePosixPath(f).parent.as_posix() == component]
         weights = [n for n in names if is_weight_file(n)]
         chosen += [f"{component}/{n}" for n in names if n not in weights]
@@ -70,11 +63,11 @@ def download_stages(dest: str | Path, stages: list[str], token: str | None = Non
         api = HfApi()
     folders = []
     for kind in kinds:
-        repo, folder = STAGE_REPOS[kind], dest / kind.folder
+        repo, folder = kind.spec.repo, dest / kind.folder
         try:
             files = select_files(kind, api.list_repo_files(repo, token=token), variant)
-            if kind is StageKind.IF_II:
-                api.auth_check(repo, token=token)  # gated: fail before any file is written
+            if kind.spec.optional:
+                api.auth_check(repo, token=token)  # gated (IF-II): fail before any file is written
             snapshot_download(repo, local_dir=str(folder), allow_patterns=files, token=token)
         except GatedRepoError:
             raise Show1Error(

@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ModelLoadError
-from .models.blocks import DOWN_BLOCKS
 from .models.unet import UNetConfig
 from .models.vae import VAEConfig
-from .stage import StageKind
+from .registry import STAGES, StageKind, recognise
 from .weights import REDOWNLOAD
 
 log = logging.getLogger(__name__)
@@ -35,30 +34,17 @@ def read_json(path: Path) -> dict:
 
 
 def classify_unet(config: dict, where: Path) -> StageKind:
-    """Which stage a UNet config belongs to."""
-    name = config.get("_class_name")
-    down = config.get("down_block_types") or []
-    known = bool(down) and all(t in DOWN_BLOCKS for t in down)
+    """Which stage a UNet config belongs to (each stage's declaration recognises its own)."""
+    kind = recognise(config)
+    if kind is not None:
+        return kind
+    name, down = config.get("_class_name"), config.get("down_block_types") or []
     if name == "UNet2DConditionModel":
-        if known and config.get("class_embed_type") == "timestep" and config.get("in_channels") == 6:
-            return StageKind.IF_II
         raise ModelLoadError(f"{where}: a 2D UNet that is not DeepFloyd IF-II (stage I or another image model); "
                              "Show-1 uses only IF-II-L-v1.0 for the first frame of its super-resolution stage")
-    if name == "UNet3DConditionModel" and known and all(DOWN_BLOCKS[t].temporal for t in down):
-        if all(DOWN_BLOCKS[t].if_family for t in down):
-            noise = (config.get("out_channels") or 6) // 2
-            inp = config.get("in_channels")
-            if inp == noise:
-                return StageKind.BASE
-            if inp == 2 * noise + 1:
-                return StageKind.INTERPOLATION
-            if inp == 2 * noise and config.get("class_embed_type") == "timestep":
-                return StageKind.SR1
-        elif not any(DOWN_BLOCKS[t].if_family for t in down):
-            return StageKind.SR2
     raise ModelLoadError(f"{where}: this UNet ({name}, in_channels {config.get('in_channels')}, blocks "
-                         f"{', '.join(map(str, down)) or 'none'}) is not one of the Show-1 stages (show-1-base, "
-                         "-interpolation, -sr1, -sr2, IF-II-L-v1.0)")
+                         f"{', '.join(map(str, down)) or 'none'}) is not one of the Show-1 stages "
+                         f"({', '.join(spec.folder for spec in STAGES)})")
 
 
 @dataclass

@@ -9,11 +9,11 @@ import os
 import sys
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import torch
 
-from . import rules
 from .budget import (
     CascadePlan,
     StageNeed,
@@ -21,14 +21,14 @@ from .budget import (
     require_fit,
     scaled_weights,
     text_call_bytes,
-    unet_call_bytes,
     vae_call_bytes,
 )
-from .cascade import CascadeModels, steps_to_run
+from .cascade import CascadeModels
 from .demo import is_current_demo_folder, is_demo_folder, write_demo_models
 from .errors import InputError
-from .folders import find_stages, inspect_stage, read_json
+from .folders import find_stages, inspect_stage, read_json, vae_folder
 from .loading import (
+    as_stored,
     build_on_meta,
     build_unet,
     load_stage,
@@ -37,14 +37,12 @@ from .loading import (
     text_model_on_meta,
 )
 from .models.vae import AutoencoderKL
-from .precision import WEIGHT_DTYPES, Precision
-from .settings import CascadeSettings, VAEDecodeSettings
-from .stage import StageKind
+from .options import CascadeSettings
+from .precision import WEIGHT_DTYPES, Precision, dtype_name
+from .registry import CASCADE, STAGES, StageKind
+from .settings import VAEDecodeSettings
 from .video import to_uint8_frames, write_mp4
-
-STAGE_KINDS = {"keyframes": StageKind.BASE, "interpolation": StageKind.INTERPOLATION, "sr1": StageKind.SR1,
-               "sr2": StageKind.SR2}
-STAGE_FPS = {"base_video": 2.0, "interp_video": 7.5, "sr1_video": 7.5, "sr2_video": 7.5}
+from .weights import WEIGHTED_COMPONENTS, component_library, find_weights, refuse_broken_file, shard_paths
 
 
 def default_demo_dir() -> Path:
@@ -60,23 +58,35 @@ class Folders:
     demo: bool
 
     def multiples(self, settings: CascadeSettings) -> dict[str, int]:
-        """Size multiples of the models that run, read from their configs (no weights)."""
+        """Size multiples of the models that run, by stage key, read from their configs (no
+        weights); a latent stage's sizes are its VAE's."""
         found = {}
-        for step, kind in STAGE_KINDS.items():
-            if settings.runs(step) and kind in self.stages:
-                found[step] = inspect_stage(self.stages[kind]).size_multiple
-        if settings.runs("sr1") and StageKind.IF_II in self.stages:
-            found["if_ii"] = inspect_stage(self.stages[StageKind.IF_II]).size_multiple
-        if settings.runs("sr2"):
-            found["vae"] = inspect_stage(self.stages[StageKind.SR2]).vae_config.size_multiple
+        for spec in settings.specs():
+            if spec.kind in self.stages:
+                info = inspect_stage(self.stages[spec.kind])
+                found[spec.key] = info.vae_config.size_multiple if spec.latent else info.size_multiple
         return found
+
+    def require_weights(self, settings: CascadeSettings, with_t5: bool = True) -> None:
+        """Every weight file the run will read is there and whole, before the first one loads (a
+        broken sr2 folder is named before T5 and the pixel stages spend minutes loading)."""
+        for spec in settings.specs():
+            folder = self.stages.get(spec.kind)
+            if folder is None:
+                continue
+            for component in spec.components:
+                if component in WEIGHTED_COMPONENTS and (component != "text_encoder" or spec.kind != StageKind.BASE or with_t5):
+                    directory = vae_folder(folder) if component == "vae" else folder / component
+                    path, _ = find_weights(directory, component_library(component))
+                    for shard in shard_paths(path):
+                        refuse_broken_file(shard)
 
 
 def find_folders(models: Path | None, force_demo: bool, last_stage: str, flag: str = "--models") -> Folders:
     """Stage folders found under `models`, or the demo weights when no folder is given (said on
-    stderr). IF-II is optional: without it sr1 starts from a softer first frame."""
-    upto = list(STAGE_KINDS).index(last_stage) if last_stage in STAGE_KINDS else 3
-    needed = list(STAGE_KINDS.values())[: upto + 1]
+    stderr). Optional stages (IF-II: without it sr1 starts from a softer first frame) may be absent."""
+    last = CASCADE.index(last_stage) if last_stage in CASCADE else len(CASCADE) - 1
+    needed = [s.kind for s in STAGES if not s.optional and CASCADE.index(s.step) <= last]
     if models is not None and not force_demo:
         if not models.is_dir():
             raise InputError(f"{flag}: {models} is not a folder; give the folder that holds the stage folders "
@@ -100,84 +110,78 @@ def find_folders(models: Path | None, force_demo: bool, last_stage: str, flag: s
 
 
 def load_cascade(folders: Folders, settings: CascadeSettings, precision: Precision, offload_device: torch.device,
-                 with_t5: bool = True, steps: tuple[str, ...] | None = None) -> CascadeModels:
-    """The models of the steps that run (all of `steps_to_run(settings)` unless `steps` names
-    some), weights on `offload_device`. T5 is loaded only `with_t5`. The text encoders compute in
-    float32 and keep their weights in the precision's weight dtype, fp16 by default (the hub's
-    files hold fp16 values, so nothing is lost)."""
-    steps = steps or steps_to_run(settings)
+                 with_t5: bool = True, steps: tuple[str, ...] | None = None,
+                 text_weights: torch.dtype | None = None) -> CascadeModels:
+    """The models of the steps that run (all of `settings.steps()` unless `steps` names some),
+    weights on `offload_device`. T5 is loaded only `with_t5`. The text encoders compute in float32
+    and keep their weights in `text_weights` (None: as their files store them)."""
+    steps = steps or settings.steps()
     models = CascadeModels()
     stages = folders.stages
-    te = precision.weights or torch.float16  # the hub's text encoder files hold fp16 values: no loss
     if "text" in steps and with_t5:
-        models.t5 = load_text_encoder(stages[StageKind.BASE], te, offload_device)
-    for step, attr in (("keyframes", "base"), ("interpolation", "interpolation"), ("sr1", "sr1")):
-        if step in steps:
-            setattr(models, attr, load_stage(stages[STAGE_KINDS[step]], precision, offload_device))
-    if "sr1" in steps and StageKind.IF_II in stages:
-        models.if_ii = load_stage(stages[StageKind.IF_II], precision, offload_device)
+        models.t5 = load_text_encoder(stages[StageKind.BASE], text_weights, offload_device)
+    for spec in settings.specs():
+        if spec.step in steps and spec.kind in stages:
+            models.stages[spec.key] = load_stage(stages[spec.kind], precision, offload_device)
     if "sr2" in steps:
-        models.sr2 = load_stage(stages[StageKind.SR2], precision, offload_device)
         models.vae = load_vae(stages[StageKind.SR2], Precision(torch.float32), offload_device)
-        models.clip = load_text_encoder(stages[StageKind.SR2], te, offload_device)
+        models.clip = load_text_encoder(stages[StageKind.SR2], text_weights, offload_device)
     return models
 
 
+@lru_cache(maxsize=16)
+def meta_unet(folder: Path) -> torch.nn.Module:
+    """A stage's UNet on the meta device, built once per folder (plans of several precisions reuse it)."""
+    return build_unet(read_json(folder / "unet" / "config.json"))
+
+
 def cascade_plan(folders: Folders, settings: CascadeSettings, precision: Precision, device: torch.device,
-                 t5_device: torch.device) -> CascadePlan:
+                 t5_device: torch.device, text_weights: torch.dtype | None = None) -> CascadePlan:
     """What each step of the run will hold on `device`, from the configs alone (models built on the
-    meta device). UNet calls are counted at one video a call: the stages split the guidance pair
-    when memory is short."""
+    meta device): each stage's weights and the estimate of its largest UNet call
+    (`StageSpec.estimate`, split as the device allows), in the order they run."""
     stages, needs = folders.stages, []
-    text_weights = Precision(torch.float32, precision.weights or torch.float16)
-
-    def meta_unet(kind: StageKind):
-        unet = build_unet(read_json(stages[kind] / "unet" / "config.json"))
-        unet.compute_dtype = precision.compute
-        return unet
-
-    def unet_need(name, kind, frames, h, w, extra: int = 0, extra_act: int = 0):
-        unet = meta_unet(kind)
-        act = unet_call_bytes(unet, frames, h, w, 1, precision.casts)
-        return StageNeed(name, scaled_weights(unet, precision) + extra, max(act, extra_act))
+    text = Precision(torch.float32, text_weights or torch.float16)  # the hub's text files hold fp16 values
 
     if settings.runs("keyframes") and t5_device == device:
         t5 = text_model_on_meta(stages[StageKind.BASE])
-        needs.append(StageNeed("T5", scaled_weights(t5, text_weights), text_call_bytes(t5), transient=True))
-    kf = settings.keyframes
-    needs.append(unet_need("keyframes", StageKind.BASE, kf.num_frames, kf.height, kf.width))
-    if settings.runs("interpolation"):
-        needs.append(unet_need("interpolation", StageKind.INTERPOLATION, rules.INTERPOLATION_WINDOW, kf.height,
-                               kf.width))
-    if settings.runs("sr1"):
-        h, w = kf.height * settings.sr1.scale, kf.width * settings.sr1.scale
-        if StageKind.IF_II in stages:
-            needs.append(unet_need("IF-II", StageKind.IF_II, 1, h, w))
-        frames = min(settings.sr1.window, rules.interpolated_frames(kf.num_frames, rules.PIXEL_NEW_PER_GAP))
-        needs.append(unet_need("sr1", StageKind.SR1, frames, h, w))
-    if settings.runs("sr2"):
-        s2 = settings.sr2
-        vae = build_on_meta(lambda: AutoencoderKL(inspect_stage(stages[StageKind.SR2]).vae_config))
-        clip = text_model_on_meta(stages[StageKind.SR2])
-        frames = rules.interpolated_frames(kf.num_frames, rules.PIXEL_NEW_PER_GAP)
-        factor = vae.size_multiple
-        others = scaled_weights(vae, Precision(torch.float32)) + scaled_weights(clip, text_weights)
-        needs.append(unet_need("sr2", StageKind.SR2, frames, s2.height // factor, s2.width // factor, others,
-                               vae_call_bytes(vae, VAEDecodeSettings().frames_per_chunk, s2.height, s2.width)))
+        needs.append(StageNeed("T5", scaled_weights(t5, text), text_call_bytes(t5), transient=True))
+    shape = (0, 0, 0)
+    for spec in settings.specs():
+        if spec.kind not in stages:
+            continue
+        output = spec.shape(settings, shape)
+        if spec.in_cascade:
+            shape = output
+        unet = meta_unet(stages[spec.kind])
+        as_stored(unet, precision)  # so the estimate sees whether its layers cast their weights
+        unet.compute_dtype = precision.compute
+        extra_weights = extra_activations = 0
+        if spec.latent:
+            vae = build_on_meta(lambda: AutoencoderKL(inspect_stage(stages[spec.kind]).vae_config))
+            clip = text_model_on_meta(stages[spec.kind])
+            extra_weights = scaled_weights(vae, Precision(torch.float32)) + scaled_weights(clip, text)
+            extra_activations = vae_call_bytes(vae, VAEDecodeSettings().frames_per_chunk, *output[1:])
+            output = (output[0], *(n // vae.size_multiple for n in output[1:]))
+        act = spec.estimate(unet, settings.stage(spec.key), output, device)
+        needs.append(StageNeed(spec.name,
+                               scaled_weights(unet, precision) + extra_weights, max(act, extra_activations)))
     return CascadePlan(tuple(needs), resident=device.type == "cpu")
 
 
-def require_cascade_fits(folders: Folders, settings: CascadeSettings, compute: torch.dtype, weights: str,
-                         offload: str, device: torch.device, t5_device: torch.device) -> None:
+def require_cascade_fits(folders: Folders, settings: CascadeSettings, precision: Precision, offload: str,
+                         device: torch.device, t5_device: torch.device) -> None:
     """Refuse, before any weight loads, a run that cannot fit the device; name the lever that makes
     it fit (`DoesNotFit`, exit 3)."""
     free = free_bytes(device)
     if free is None:
         return
+    weights = dtype_name(precision.weights) if precision.weights is not None else "default"
     names = [weights, *(name for name in ("default", "fp16", "bf16", "fp8_e4m3fn") if name not in (weights, "default"))]
 
     def plans(text_device: torch.device) -> dict[str, CascadePlan]:
-        return {name: cascade_plan(folders, settings, Precision(compute, WEIGHT_DTYPES[name]), device, text_device)
+        return {name: cascade_plan(folders, settings, precision.with_weights(WEIGHT_DTYPES[name]), device, text_device,
+                                   precision.text)
                 for name in names}
 
     cpu = torch.device("cpu")
@@ -189,9 +193,11 @@ def require_cascade_fits(folders: Folders, settings: CascadeSettings, compute: t
 
 
 def if_ii_note(folders: Folders, settings: CascadeSettings) -> str | None:
-    if settings.runs("sr1") and StageKind.IF_II not in folders.stages:
-        return ("IF-II-L-v1.0 not found: sr1's first frame is conditioned on a bilinear upscale (softer video). "
-                "Accept its licence on the hub and download it with --stages if_ii.")
+    missing = [spec for spec in settings.specs() if spec.optional and spec.kind not in folders.stages]
+    if missing:
+        return "; ".join(f"{spec.folder} not found: sr1's first frame is conditioned on a bilinear upscale (softer "
+                         f"video). Accept its licence on the hub and download it with --stages {spec.kind.value}."
+                         for spec in missing)
     return None
 
 
@@ -226,5 +232,3 @@ def write_video(path: Path, video: torch.Tensor, fps: float) -> Path:
     return write_mp4(path, to_uint8_frames(video), fps)
 
 
-def output_fps(settings: CascadeSettings) -> float:
-    return STAGE_FPS["base_video"] if settings.upto == 0 else STAGE_FPS["interp_video"]

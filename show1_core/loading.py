@@ -23,13 +23,12 @@ from .models.ops import operations_for
 from .models.t5 import T5Config, T5Encoder
 from .models.unet import Show1UNet, UNetConfig
 from .models.vae import AutoencoderKL, VAEConfig, convert_legacy_keys
-from .precision import Precision
+from .precision import Precision, is_fp8
 from .stage import Stage, StageKind
 from .text import TextEncoder
-from .weights import REDOWNLOAD, assign_strict, find_weights, load_state_dict
+from .weights import REDOWNLOAD, assign_strict, find_weights, load_state_dict, stored_dtype
 
 Adopt = Callable[[nn.Module], None]
-FP8 = (torch.float8_e4m3fn, torch.float8_e5m2)
 
 
 def build_on_meta(factory) -> nn.Module:
@@ -41,7 +40,7 @@ def storage_dtype(precision: Precision) -> Callable[[str, torch.Tensor], torch.d
     """The dtype each tensor is stored in: the storage dtype, but one-dimensional tensors (biases,
     norm scales) stay in the compute dtype when the storage is fp8."""
     def dtype(key: str, tensor: torch.Tensor) -> torch.dtype:
-        if precision.storage in FP8 and tensor.dim() < 2:
+        if is_fp8(precision.storage) and tensor.dim() < 2:
             return precision.compute
         return precision.storage
     return dtype
@@ -144,7 +143,8 @@ def text_model_on_meta(folder: str | Path) -> torch.nn.Module:
 def load_text_encoder(folder: str | Path, weights: torch.dtype | None = None, device: str | torch.device = "cpu",
                       ops=None, variant: str | None = None, adopt: Adopt | None = None) -> TextEncoder:
     """T5 from a show-1-base folder, or CLIP from a show-1-sr2 folder. Both compute in float32;
-    `weights` is the dtype their weights are stored in (None: float32)."""
+    `weights` is the dtype their weights are stored in (None: as the files store them; fp8
+    saturates)."""
     from transformers import CLIPTokenizer, T5Tokenizer
 
     info = inspect_stage(folder)
@@ -172,6 +172,8 @@ def load_text_encoder(folder: str | Path, weights: torch.dtype | None = None, de
     else:
         config = CLIPTextConfig.from_dict(raw)
         factory = lambda ops: CLIPTextEncoder(config, ops)  # noqa: E731
+    if weights is None:
+        weights = stored_dtype(find_weights(directory, "transformers", variant)[0])
     model = load_model(factory, directory, "transformers", Precision(torch.float32, weights), device, ops, variant,
                        adopt)
     return TextEncoder("t5" if t5 else "clip", tokenizer, model, info.folder)

@@ -118,23 +118,6 @@ def default_placement(device: str | torch.device | None = None, policy: Offload 
     return DevicePlacement(torch.device(device), torch.device("cpu"), Offload(policy))
 
 
-def tune_cpu_allocator() -> bool:
-    """Keep freed CPU buffers in the process heap instead of returning them to the kernel.
-
-    glibc serves large allocations with mmap and unmaps them on free, so every denoising step pays
-    page faults on fresh memory again (a tenth or more of the CPU time here). Disabling mmap for
-    malloc and raising the trim threshold lets PyTorch's CPU allocations reuse the heap. This is a
-    process-wide setting, so only applications call it (the CLI and the benchmark do, on the CPU),
-    never the library itself; stages give the heap back when they end (`empty_cache`). Returns False
-    where glibc's mallopt is not available.
-    """
-    libc = glibc()
-    if libc is None:
-        return False
-    m_trim_threshold, m_mmap_max = -1, -4
-    return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
-
-
 def parse_device(name: str, value: str) -> torch.device:
     """A device torch knows and this machine has, checked whole ("cpu:7" is refused)."""
     if value == "auto":

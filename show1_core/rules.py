@@ -22,7 +22,7 @@ VAE_SIZE_MULTIPLE = 8  # the show-1-sr2 VAE downsamples x8: the widgets' step
 PIXEL_NEW_PER_GAP = 3  # show-1-interpolation puts three new frames between two keyframes
 INTERPOLATION_WINDOW = PIXEL_NEW_PER_GAP + 2
 MIN_KEYFRAMES = 2
-KEYFRAME_FPS, INTERPOLATED_FPS, LATENT_FPS = 2.0, 7.5, 8.0  # frame rates of the published outputs
+KEYFRAME_FPS, INTERPOLATED_FPS = 2.0, 7.5  # frame rates of the published outputs (keyframes, then every stage)
 
 
 @dataclass(frozen=True)
@@ -119,11 +119,15 @@ def validate_size(name: str, value: int, multiple: int, what: str, why: str = ""
         raise InputError(f"{name}: {value} is above {maximum}; give at most {maximum} pixels")
     if value % multiple:
         lower = value - value % multiple
+        use = f"{lower} or {lower + multiple}" if lower else f"{multiple}"
         raise InputError(f"{name}: {value} is not a multiple of {multiple}, which {what} needs"
-                         f"{f' ({why})' if why else ''}; use {max(multiple, lower)} or {lower + multiple}")
+                         f"{f' ({why})' if why else ''}; use {use}")
 
 
 def validate_choice(name: str, value, choices) -> None:
+    """One of `choices`, of its type too: "no" or 0 is not a boolean, 1.0 not the integer 1."""
     choices = list(choices)
-    if value not in choices:
+    if not any(value == c and type(value) is type(c) for c in choices):
+        if all(isinstance(c, bool) for c in choices):
+            raise InputError(f"{name}: {value!r} is not a boolean; give true or false")
         raise InputError(f"{name}: {value!r} is not one of {', '.join(map(str, choices))}; pick one of those")

@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from einops import rearrange
 
-from .budget import activation_budget
+from .budget import activation_budget, unet_call_bytes
 from .context import Progress, RunContext
 from .schedulers import learns_variance
 from .schedulers import step as scheduler_step
@@ -38,12 +38,22 @@ def guidance_rows(videos: int, guided: bool) -> torch.Tensor:
     return torch.ones(videos, dtype=torch.long)
 
 
-def videos_per_call(unet: torch.nn.Module, x: torch.Tensor, rows: int, device: torch.device) -> int:
-    """Videos of a guided batch of `rows` videos that go through the UNet at once: all of them,
-    unless the activation budget says fewer."""
-    _, _, f, h, w = x.shape
-    fit = activation_budget(device, unet) // max(1, unet.activation_elements(f, h, w))
+def videos_per_call(unet: torch.nn.Module, shape: tuple[int, int, int], rows: int, device: torch.device) -> int:
+    """Videos (of `shape`: frames, height, width) of a batch of `rows` that go through the UNet at
+    once: all of them, unless the activation budget of the device says fewer."""
+    fit = activation_budget(device, unet) // max(1, unet.activation_elements(*shape))
     return max(1, min(rows, fit))
+
+
+def call_memory(unet: torch.nn.Module, shape: tuple[int, int, int], rows: int, device: torch.device) -> int:
+    """Peak activation bytes of the largest UNet call of a stage that denoises `rows` videos of
+    `shape` (guidance pair and windows): the calls `videos_per_call` makes."""
+    return unet_call_bytes(unet, *shape, videos=videos_per_call(unet, shape, rows, device))
+
+
+def guided_rows(videos: int, guidance: float) -> int:
+    """Rows of the UNet batch of `videos` videos: twice as many with classifier-free guidance."""
+    return videos * (2 if guidance > 1.0 else 1)
 
 
 class Denoiser:
@@ -51,7 +61,9 @@ class Denoiser:
 
     `text` is the (2, 77, D) [negative, positive] pair shared by every video of a batch. Guidance
     acts on the first `unet.noise_channels` output channels; the rest (the pixel UNets' learned
-    variance) are taken from the positive branch.
+    variance) are taken from the positive branch. How many videos go through the UNet at once is
+    decided at the first call, from the device and the shape alone (`videos_per_call`), and kept for
+    the whole stage; the guidance rows and each step's timestep are made on the device once.
     """
 
     def __init__(self, unet: torch.nn.Module, text: torch.Tensor, guidance: float, ctx: RunContext,
@@ -60,18 +72,36 @@ class Denoiser:
         self.guided = guidance > 1.0
         self.guidance = guidance
         self.text = unet.prepare_text(text.to(device, unet.compute_dtype))
+        self.per_call: int | None = None
+        self.rows: dict[int, torch.Tensor] = {}
+        self.timestep: tuple[int | float, torch.Tensor] | None = None
+
+    def plan(self, x: torch.Tensor, rows: int) -> int:
+        if self.per_call is None:
+            self.per_call = videos_per_call(self.unet, tuple(x.shape[2:]), rows, self.device)
+        return self.per_call
+
+    def guidance_rows(self, videos: int) -> torch.Tensor:
+        if videos not in self.rows:
+            self.rows[videos] = guidance_rows(videos, self.guided).to(self.device)
+        return self.rows[videos]
+
+    def timestep_tensor(self, t: int | float) -> torch.Tensor:
+        if self.timestep is None or self.timestep[0] != t:
+            self.timestep = (t, torch.tensor([t], device=self.device))
+        return self.timestep[1]
 
     def __call__(self, x_in: torch.Tensor, t: int, class_labels: torch.Tensor | None = None) -> torch.Tensor:
         """Guided prediction (B, C_out, F, H, W), float32."""
         x = x_in.to(self.device, self.unet.compute_dtype)
-        rows = guidance_rows(x.shape[0], self.guided).to(self.device)
+        rows = self.guidance_rows(x.shape[0])
         labels = class_labels.to(self.device) if class_labels is not None else None
         if self.guided:
             x = torch.cat([x, x])
             labels = torch.cat([labels, labels]) if labels is not None else None
         outs = []
-        step = videos_per_call(self.unet, x, len(rows), self.device)
-        timestep = torch.tensor([t], device=self.device)
+        step = self.plan(x, len(rows))
+        timestep = self.timestep_tensor(t)
         for s in range(0, len(rows), step):
             part = slice(s, s + step)
             self.ctx.stop_if_cancelled()

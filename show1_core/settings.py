@@ -1,17 +1,20 @@
 """The settings of each stage: the published defaults, stated once, and their rules.
 
-Every stage function takes one settings object; the cascade composes them. A setting is a dataclass
-field with its default, its rule (`rules`) and a line of help, which the ComfyUI nodes show as the
-input's tooltip and the CLI as the flag's help. `validate(name)` checks every field and the rules
-across fields, naming each input as the caller calls it (`name` maps a field to a node input or a
-CLI flag), before any work.
+Every stage function takes one settings object; the cascade composes them (`options`). A setting is
+a dataclass field with its default, its rule (`rules`) and a line of help, which the ComfyUI nodes
+show as the input's tooltip and the CLI as the flag's help. A settings object checks every field,
+types included, and the rules across its fields when it is made, so nothing downstream can see an
+unchecked value. The message names each input as the caller calls it: the caller states the names
+(`naming`: a node input, a CLI flag, a JOBS field) around the construction.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
-from typing import Callable
+from typing import Callable, Iterator
 
 from . import rules
 from .errors import InputError
@@ -31,18 +34,35 @@ def same(name: str) -> str:
     return name
 
 
+NAMES: ContextVar[Names] = ContextVar("settings_names", default=same)
+
+
+@contextmanager
+def naming(names: Names) -> Iterator[None]:
+    """Settings made inside the block name their fields with `names` in their errors."""
+    token = NAMES.set(names)
+    try:
+        yield
+    finally:
+        NAMES.reset(token)
+
+
 def known(*values) -> bool:
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
 class Settings:
-    """Base of the settings dataclasses."""
+    """Base of the settings dataclasses: checked when made (`__post_init__`)."""
 
-    def validate(self, name: Names = same):
+    def __post_init__(self):
+        self.check(NAMES.get())
+
+    def check(self, name: Names) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.metadata.get("nested"):
-                value.validate(lambda n, p=f.name: name(f"{p}.{n}"))
+                if not isinstance(value, f.type if isinstance(f.type, type) else Settings):
+                    raise InputError(f"{name(f.name)}: {type(value).__name__} given, not stage settings")
             elif value is None and f.default is None:
                 continue  # an optional setting left to the stage
             elif f.metadata.get("rule") is not None:
@@ -50,11 +70,28 @@ class Settings:
             elif f.metadata.get("choices") is not None:
                 rules.validate_choice(name(f.name), value, f.metadata["choices"])
         self.validate_across(name)
+
+    def validate(self, name: Names = same):
+        """Check again, naming the fields with `name` (every field was checked when it was made)."""
+        for f in fields(self):
+            if f.metadata.get("nested"):
+                getattr(self, f.name).validate(lambda n, p=f.name: name(f"{p}.{n}"))
+        self.check(name)
         return self
 
     def validate_across(self, name: Names) -> None:
-        """Rules that tie fields together; a field that is None (not known yet: a node input that
-        arrives through a link) leaves its rules out."""
+        """Rules that tie fields together; a field that is None (an optional one left to the
+        stage) leaves its rules out."""
+
+    @classmethod
+    def check_across(cls, values: dict, name: Names = same) -> None:
+        """The rules across fields, on values of which some may be unknown yet (None: a node input
+        that arrives through a link); the fields themselves are checked by whoever knows them."""
+        draft = object.__new__(cls)
+        for f in fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else None
+            object.__setattr__(draft, f.name, values.get(f.name, default))
+        draft.validate_across(name)
 
     def replace(self, **changes):
         unknown = set(changes) - {f.name for f in fields(self)}
@@ -82,7 +119,7 @@ def guidance_help(default: float) -> str:
     return f"Classifier-free guidance (published: {default}); <= 1 turns it off."
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # made by name only: a reordered field cannot swap values
 class KeyframeSettings(Settings):
     num_frames: int = setting(8, rules.NUM_KEYFRAMES, "Number of keyframes (published 8).")
     height: int = setting(40, rules.KEYFRAME_SIZE, "Frame height; the published model works at 64x40.")
@@ -92,7 +129,7 @@ class KeyframeSettings(Settings):
     seed: int = setting(rules.PUBLISHED_SEED, rules.SEED, SEED_HELP)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # made by name only: a reordered field cannot swap values
 class InterpolationSettings(Settings):
     steps: int = setting(75, rules.STEPS, steps_help(75))
     guidance: float = setting(4.0, rules.GUIDANCE, guidance_help(4.0))
@@ -101,7 +138,7 @@ class InterpolationSettings(Settings):
                                       "most: more is faster on a GPU, fewer saves memory. The video does not change.")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # made by name only: a reordered field cannot swap values
 class IFIISettings(Settings):
     """DeepFloyd IF-II's x4 upscale of sr1's first frame."""
 
@@ -111,7 +148,7 @@ class IFIISettings(Settings):
     seed: int = setting(rules.PUBLISHED_SEED, rules.SEED, SEED_HELP)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # made by name only: a reordered field cannot swap values
 class SR1Settings(Settings):
     scale: int = setting(4, rules.SR1_SCALE, "Output size = input size x scale (published 4: 64x40 -> 256x160).")
     steps: int = setting(125, rules.STEPS, steps_help(125))
@@ -128,7 +165,7 @@ class SR1Settings(Settings):
                              f"so that windows overlap; use at most {self.window - 1} (published: 8 / 7)")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # made by name only: a reordered field cannot swap values
 class LatentSRSettings(Settings):
     strength: float = setting(0.8, rules.STRENGTH, "How much is redrawn (published 0.8); strength x steps must leave "
                               "at least one step.")
@@ -141,7 +178,7 @@ class LatentSRSettings(Settings):
             rules.validate_strength_steps(self.strength, self.steps, (name("strength"), name("steps")))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # made by name only: a reordered field cannot swap values
 class SR2Settings(LatentSRSettings):
     """sr2 on pixel frames: the published hand-off resizes them to height x width first."""
 
@@ -149,7 +186,7 @@ class SR2Settings(LatentSRSettings):
     width: int = setting(576, rules.VAE_SIZE, "Width sr2 works at (published 576).")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # made by name only: a reordered field cannot swap values
 class LatentInterpolationSettings(Settings):
     frames_between: int = setting(7, rules.FRAMES_BETWEEN, "New frames in every gap: K keyframes give (K-1) x "
                                   "(frames_between + 1) + 1 frames.")
@@ -173,7 +210,7 @@ class LatentInterpolationSettings(Settings):
 POSTERIORS = ("mean", "sample")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # made by name only: a reordered field cannot swap values
 class VAEDecodeSettings(Settings):
     frames_per_chunk: int = setting(8, rules.FRAMES_PER_CHUNK, "Frames through the VAE at once: fewer saves memory, "
                                     "the frames are the same.")
@@ -181,80 +218,8 @@ class VAEDecodeSettings(Settings):
                          (False, True))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # made by name only: a reordered field cannot swap values
 class VAEEncodeSettings(VAEDecodeSettings):
     posterior: str = setting("mean", None, "mean: deterministic. sample: draw from the VAE posterior with the seed, "
                              "as the published sr2 does.", POSTERIORS)
     seed: int = setting(rules.PUBLISHED_SEED, rules.SEED, "Seed of the posterior sample.")
-
-
-STAGE_ORDER = ("keyframes", "interpolation", "sr1", "sr2")
-
-
-@dataclass(frozen=True)
-class CascadeSettings(Settings):
-    """The published cascade: every stage's settings, one seed for all of them (each stage seeds
-    its own generator with it, as the published script does) and the last stage to run."""
-
-    seed: int = setting(rules.PUBLISHED_SEED, rules.SEED, SEED_HELP)
-    last_stage: str = setting("sr2", None, "Stop after this stage.", STAGE_ORDER)
-    clean_caption: bool = setting(False, None, "DeepFloyd IF's caption cleaning before T5 (off in the published "
-                                  "cascade).", (False, True))
-    keyframes: KeyframeSettings = nested(KeyframeSettings)
-    interpolation: InterpolationSettings = nested(InterpolationSettings)
-    if_ii: IFIISettings = nested(IFIISettings)
-    sr1: SR1Settings = nested(SR1Settings)
-    sr2: SR2Settings = nested(SR2Settings)
-
-    @property
-    def upto(self) -> int:
-        return STAGE_ORDER.index(self.last_stage)
-
-    def runs(self, stage: str) -> bool:
-        """Whether `stage` ("keyframes", "interpolation", "if_ii", "sr1", "sr2") runs up to the last stage."""
-        return STAGE_ORDER.index("sr1" if stage == "if_ii" else stage) <= self.upto
-
-    def stage(self, name: str):
-        """One stage's settings, seeded with the cascade's seed."""
-        return getattr(self, name).replace(seed=self.seed)
-
-    def validate(self, name: Names = same, multiples: dict[str, int] | None = None):
-        """Every setting of the stages that run, the sizes each model will see (`multiples`: the size
-        multiple of each stage's model, "keyframes", "interpolation", "sr1", "if_ii", "vae"), and the
-        rules across stages, before any of them runs."""
-        rules.SEED.validate(name("seed"), self.seed)
-        rules.validate_choice(name("last_stage"), self.last_stage, STAGE_ORDER)
-        for stage in ("keyframes", "interpolation", "if_ii", "sr1", "sr2"):
-            if self.runs(stage):
-                getattr(self, stage).replace(seed=self.seed).validate(lambda n, s=stage: name(f"{s}.{n}"))
-        multiples = multiples or {}
-        kf = self.keyframes
-        if self.runs("interpolation") and kf.num_frames < rules.MIN_KEYFRAMES:
-            raise InputError(f"{name('keyframes.num_frames')}: {kf.num_frames} keyframe(s); pixel interpolation needs "
-                             f"at least {rules.MIN_KEYFRAMES}; give {rules.MIN_KEYFRAMES} or more, or stop after "
-                             f"keyframes ({name('last_stage')} keyframes)")
-        pixel = [("keyframes", "keyframes (show-1-base)"), ("interpolation", "show-1-interpolation")]
-        for stage, label in pixel[: self.upto + 1]:
-            for axis in ("height", "width"):
-                rules.validate_size(name(f"keyframes.{axis}"), getattr(kf, axis), multiples.get(stage, 1), label,
-                                    maximum=int(rules.KEYFRAME_SIZE.max))
-        if self.runs("sr1"):
-            for axis in ("height", "width"):
-                for stage, label in (("sr1", "show-1-sr1"), ("if_ii", "IF-II")):
-                    value = getattr(kf, axis) * self.sr1.scale
-                    rules.validate_size(f"{name(f'keyframes.{axis}')} x {name('sr1.scale')} ({value})", value,
-                                        multiples.get(stage, 1), label)
-        if self.runs("sr2"):
-            for axis in ("height", "width"):
-                rules.validate_size(name(f"sr2.{axis}"), getattr(self.sr2, axis), multiples.get("vae", 1),
-                                    "the show-1-sr2 VAE", maximum=int(rules.VAE_SIZE.max))
-        return self
-
-    def output_shape(self) -> tuple[int, int, int]:
-        """(frames, height, width) of the last stage's video."""
-        kf = self.keyframes
-        frames = kf.num_frames if self.upto == 0 else rules.interpolated_frames(kf.num_frames, rules.PIXEL_NEW_PER_GAP)
-        if self.upto == 3:
-            return frames, self.sr2.height, self.sr2.width
-        scale = self.sr1.scale if self.upto == 2 else 1
-        return frames, kf.height * scale, kf.width * scale

@@ -81,8 +81,8 @@ def encode(encoder: TextEncoder, texts: list[str], ctx: RunContext | None = None
     ctx = ctx or RunContext()
     tokens = tokenize(encoder, texts)
     with ctx.use(encoder.model) as device:
-        embeds = encoder.model(tokens.input_ids.to(device), tokens.attention_mask.to(device))
-    return Encoding(embeds.float().cpu(), tokens.input_ids, tokens.attention_mask)
+        embeds = encoder.model(tokens.input_ids.to(device), tokens.attention_mask.to(device)).float().cpu()
+    return Encoding(embeds, tokens.input_ids, tokens.attention_mask)
 
 
 def encode_prompt(encoder: TextEncoder, prompt: str, negative_prompt: str = "", clean_caption: bool = False,
@@ -94,9 +94,10 @@ def encode_prompt(encoder: TextEncoder, prompt: str, negative_prompt: str = "", 
     A prompt longer than 77 tokens and an empty prompt are encoded as published, with a warning.
     """
     ctx = ctx or RunContext()
-    for name, text in (("prompt", prompt), ("negative_prompt", negative_prompt)):
-        if text is not None and not isinstance(text, str):
-            raise InputError(f"{name}: {type(text).__name__} given; a prompt is text")
+    if not isinstance(prompt, str):
+        raise InputError(f"prompt: {type(prompt).__name__} given; a prompt is text (an empty one is allowed)")
+    if negative_prompt is not None and not isinstance(negative_prompt, str):
+        raise InputError(f"negative_prompt: {type(negative_prompt).__name__} given; a prompt is text")
     if encoder.kind == "t5":
         texts = [preprocess_prompt(prompt, clean_caption), preprocess_prompt(negative_prompt or "", clean_caption)]
     else:

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import torch
 
-from .errors import ModelLoadError
+from .errors import InputError, ModelLoadError
 from .folders import classify_unet, read_json
 from .loading import build_on_meta, build_unet
 from .models.clip import CLIPTextConfig, CLIPTextEncoder
 from .models.t5 import T5Config, T5Encoder
 from .models.vae import AutoencoderKL, VAEConfig
 from .schedulers import LEGACY_DEFAULTS, build_scheduler
+from .weights import WEIGHTED_COMPONENTS
 
-COMPONENTS = ("unet", "vae", "text_encoder")
 
 
 @dataclass
@@ -87,7 +87,7 @@ def hub_models(root: Path) -> list[ModelReport]:
     """Every component with a config in the stage folders directly under `root`, and their schedulers."""
     reports = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        for component in COMPONENTS:
+        for component in WEIGHTED_COMPONENTS:
             config_path = folder / component / "config.json"
             if config_path.is_file():
                 reports.append(report(f"{folder.name}/{component}", component, read_json(config_path),
@@ -123,11 +123,31 @@ def variant_config(root: Path, described) -> dict | None:
     return {**read_json(root / path), **(json.loads("{" + changes + "}") if changes else {})}
 
 
+def read_reference(path: Path) -> dict:
+    """The reference file, or a named error (missing, truncated, not the expected JSON object)."""
+    try:
+        references = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise InputError(f"--reference: cannot read {path} ({e.strerror}); give reference_state_dicts.json") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(f"--reference: {path} is not valid JSON ({e}); it may be truncated: copy it again") from None
+    if not isinstance(references, dict) or not all(isinstance(v, dict) and "state_dict" in v
+                                                   for v in references.values()):
+        raise InputError(f"--reference: {path} is not a reference file (an object of <folder>/<component> -> "
+                         "{parameters, state_dict}); give reference_state_dicts.json")
+    return references
+
+
 def verify(root: Path, reference_path: Path | None = None) -> list[ModelReport]:
+    """Every component of the stage folders under `root`, built and compared with the reference. A
+    folder with no stage folder is an error, not an empty success."""
+    references = read_reference(reference_path) if reference_path is not None else None
     reports = hub_models(root)
-    if reference_path is None:
+    if not reports:
+        raise InputError(f"DIR: {root} holds no stage folder (no <folder>/unet/config.json nor a scheduler config); "
+                         "give the folder that holds show-1-base, show-1-sr2, ...")
+    if references is None:
         return reports
-    references = json.loads(Path(reference_path).read_text())
     by_name = {r.name: r for r in reports}
     for name, entry in references.items():
         if name not in by_name:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import struct
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -20,6 +21,7 @@ import torch
 from safetensors import safe_open
 
 from .errors import ModelLoadError
+from .precision import to_storage
 
 LFS_POINTER_PREFIX = b"version https://git-lfs"
 REDOWNLOAD = "re-download the stage folder (python -m show1_core download --dest <folder> --stages <stage>)"
@@ -31,6 +33,7 @@ WEIGHT_STEMS = {
 }
 FORMATS = ("safetensors", "bin")  # best first
 COMPONENT_LIBRARY = {"text_encoder": "transformers"}  # every other component is a diffusers model
+WEIGHTED_COMPONENTS = ("unet", "vae", "text_encoder")  # the components that hold weights
 SHARD = re.compile(r"-\d{5}-of-\d{5}")
 
 
@@ -138,6 +141,9 @@ def refuse_broken_file(path: Path) -> None:
                 f"{path} is a git-lfs pointer file ({size} bytes), not the weights: run `git lfs pull` in that "
                 f"repository or {REDOWNLOAD}")
         if path.suffix != ".safetensors":
+            if head.startswith(b"PK") and not zipfile.is_zipfile(path):  # torch's zip format, cut short
+                raise ModelLoadError(f"{path} is truncated or damaged (its zip directory is missing, {size} bytes on "
+                                     f"disk); {REDOWNLOAD}")
             return
         if size < 8:
             raise ModelLoadError(f"{path} is truncated ({size} bytes); {REDOWNLOAD}")
@@ -187,18 +193,28 @@ def iter_tensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
             yield from state.items()
 
 
+def stored_dtype(path: Path) -> torch.dtype:
+    """The dtype the floating-point tensors of a checked weight file (or shard index) are stored in."""
+    for _, tensor in iter_tensors(path):
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return torch.float32
+
+
 def load_state_dict(path: Path, dtype: torch.dtype | Callable[[str, torch.Tensor], torch.dtype],
                     device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
     """Read every tensor converted to `dtype` (or to `dtype(key, tensor)`) on `device`; integer
     buffers keep their dtype.
 
-    Pickles are memory-mapped while they are read, so each tensor is copied out of the file: the
-    model never depends on a file that a re-download may replace."""
+    Both formats are memory-mapped while they are read, so each tensor is copied out of the file
+    into memory of the process's own allocator: the model never depends on a file that a
+    re-download may replace, and its weights sit at the allocator's alignment, not at whatever
+    offset the file gave them (matrix-product kernels may round differently by alignment)."""
     state = {}
-    pickled = path.suffix == ".bin" or ".bin." in path.name
     for key, tensor in iter_tensors(path):
         target = (dtype(key, tensor) if callable(dtype) else dtype) if tensor.is_floating_point() else tensor.dtype
-        state[key] = tensor.to(device=device, dtype=target, copy=pickled)
+        stored = to_storage(tensor, target).to(device)
+        state[key] = stored.clone() if stored.data_ptr() == tensor.data_ptr() else stored
     return state
 
 

@@ -12,6 +12,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from show1_core.process import pin_cpu_arithmetic  # noqa: E402
+
+pin_cpu_arithmetic()  # before any matrix product of the session, as every application of the pack does
+
 PARITY_DIR = ROOT.parent / "shared" / "fixtures" / "parity"
 CHECKER = ROOT.parent / "shared" / "tools" / "check_parity.py"
 

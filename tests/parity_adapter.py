@@ -21,8 +21,8 @@ from show1_core.folders import inspect_stage
 from show1_core.loading import load_stage, load_text_encoder, load_vae
 from show1_core.precision import Precision
 from show1_core.schedulers import build_scheduler, step, timesteps
+from show1_core.options import CascadeSettings
 from show1_core.settings import (
-    CascadeSettings,
     IFIISettings,
     InterpolationSettings,
     KeyframeSettings,
@@ -141,36 +141,36 @@ def pipeline(case, inputs, fixture_dir):
     call = case["call"]
     stage = load_stage(model_folder(fixture_dir, case["model"]))
     if stage.kind is StageKind.BASE:
-        settings = KeyframeSettings(call["num_frames"], call["height"], call["width"], call["num_inference_steps"],
-                                    call["guidance_scale"], seed_of(call["generator"]))
+        settings = KeyframeSettings(num_frames=call["num_frames"], height=call["height"], width=call["width"], steps=call["num_inference_steps"],
+                                    guidance=call["guidance_scale"], seed=seed_of(call["generator"]))
         return {"video": generate_keyframes(stage, embeds_from(inputs), settings)}
     if stage.kind is StageKind.INTERPOLATION:
         recorded, ctx = recorder()
         keyframes = inputs["pixel_values"][:, :, [0, -1]]
-        settings = InterpolationSettings(call["num_inference_steps"], call["guidance_scale"], seed_of(call["generator"]))
+        settings = InterpolationSettings(steps=call["num_inference_steps"], guidance=call["guidance_scale"], seed=seed_of(call["generator"]))
         video = interpolate_keyframes(stage, embeds_from(inputs), keyframes, settings, ctx)
         if "init_noise" in inputs and not torch.equal(recorded["interp_init_noise"], inputs["init_noise"]):
             raise AssertionError("the interpolation stage drew a different initial noise than the reference")
         return {"video": video}
     if stage.kind is StageKind.IF_II:
         scale_of(call, inputs["image"])
-        settings = IFIISettings(call["num_inference_steps"], call["guidance_scale"], call["noise_level"],
-                                seed_of(call["generator"]))
+        settings = IFIISettings(steps=call["num_inference_steps"], guidance=call["guidance_scale"], noise_level=call["noise_level"],
+                                seed=seed_of(call["generator"]))
         return {"image": upscale_first_frame(stage, embeds_from(inputs), inputs["image"], settings)}
     if stage.kind is StageKind.SR1:
         ii, sr = call["if_ii"], call["sr1"]
         if_ii = load_stage(folders_by_stage(fixture_dir)[StageKind.IF_II])
         recorded, ctx = recorder()
-        settings = SR1Settings(scale_of(sr, inputs["video"]), sr["num_inference_steps"], sr["guidance_scale"],
-                               sr["noise_level"], seed_of(sr["generator"]))
-        first = IFIIUpscale(if_ii, IFIISettings(ii["num_inference_steps"], ii["guidance_scale"], ii["noise_level"],
-                                                seed_of(ii["generator"])))
+        settings = SR1Settings(scale=scale_of(sr, inputs["video"]), steps=sr["num_inference_steps"], guidance=sr["guidance_scale"],
+                               noise_level=sr["noise_level"], seed=seed_of(sr["generator"]))
+        first = IFIIUpscale(if_ii, IFIISettings(steps=ii["num_inference_steps"], guidance=ii["guidance_scale"], noise_level=ii["noise_level"],
+                                                seed=seed_of(ii["generator"])))
         video = super_resolve_pixels(stage, embeds_from(inputs), inputs["video"], settings, ctx, first)
         return {"video": video, "first_frame_cond": recorded["sr1_window_first_frame_conds"][0]}
     vae_model = load_vae(stage.folder)
     clip = encode_prompt(load_text_encoder(stage.folder), call["prompt"], call.get("negative_prompt") or "")
-    settings = LatentSRSettings(call["strength"], call["num_inference_steps"], number(call.get("guidance_scale"), 15.0),
-                                seed_of(call["generator"]))
+    settings = LatentSRSettings(strength=call["strength"], steps=call["num_inference_steps"], guidance=number(call.get("guidance_scale"), 15.0),
+                                seed=seed_of(call["generator"]))
     return {"video": sr2_from_frames(stage, vae_model, clip, inputs["frames_uint8"], settings)}
 
 
@@ -178,10 +178,9 @@ def cascade_models(fixture_dir: Path, precision: Precision = Precision()) -> Cas
     """Every model of the fixture set, the UNets' weights stored as `precision` says."""
     folders = folders_by_stage(fixture_dir)
     stage = {kind: load_stage(folder, precision) for kind, folder in folders.items()}
-    return CascadeModels(
-        t5=load_text_encoder(folders[StageKind.BASE]), base=stage[StageKind.BASE],
-        interpolation=stage[StageKind.INTERPOLATION], sr1=stage[StageKind.SR1], if_ii=stage.get(StageKind.IF_II),
-        sr2=stage[StageKind.SR2], vae=load_vae(folders[StageKind.SR2]), clip=load_text_encoder(folders[StageKind.SR2]))
+    return CascadeModels({kind.spec.key: loaded for kind, loaded in stage.items()},
+                         t5=load_text_encoder(folders[StageKind.BASE]), vae=load_vae(folders[StageKind.SR2]),
+                         clip=load_text_encoder(folders[StageKind.SR2]))
 
 
 def cascade_inputs(call: dict) -> tuple[Prompt, CascadeSettings]:
@@ -190,14 +189,14 @@ def cascade_inputs(call: dict) -> tuple[Prompt, CascadeSettings]:
     width, height = sr2["resize_to_wh"]
     settings = CascadeSettings(
         seed=call["seed"],
-        keyframes=KeyframeSettings(kf["num_frames"], kf["height"], kf["width"], kf["num_inference_steps"],
-                                   kf["guidance_scale"]),
-        interpolation=InterpolationSettings(it["num_inference_steps"], it["guidance_scale"]),
-        if_ii=IFIISettings(ii["num_inference_steps"], ii["guidance_scale"], ii["noise_level"]),
-        sr1=SR1Settings(sr1["scale"], sr1["num_inference_steps"], sr1["guidance_scale"], sr1["noise_level"],
-                        window=sr1["window_size"], stride=sr1["stride"]),
-        sr2=SR2Settings(sr2["strength"], sr2["num_inference_steps"], number(sr2.get("guidance_scale"), 15.0),
-                        height=height, width=width))
+        keyframes=KeyframeSettings(num_frames=kf["num_frames"], height=kf["height"], width=kf["width"],
+                                   steps=kf["num_inference_steps"], guidance=kf["guidance_scale"]),
+        interpolation=InterpolationSettings(steps=it["num_inference_steps"], guidance=it["guidance_scale"]),
+        if_ii=IFIISettings(steps=ii["num_inference_steps"], guidance=ii["guidance_scale"], noise_level=ii["noise_level"]),
+        sr1=SR1Settings(scale=sr1["scale"], steps=sr1["num_inference_steps"], guidance=sr1["guidance_scale"],
+                        noise_level=sr1["noise_level"], window=sr1["window_size"], stride=sr1["stride"]),
+        sr2=SR2Settings(strength=sr2["strength"], steps=sr2["num_inference_steps"],
+                        guidance=number(sr2.get("guidance_scale"), 15.0), height=height, width=width))
     return Prompt(call["prompt"], call["negative_prompt_for_sr2"]), settings
 
 

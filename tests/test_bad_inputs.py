@@ -126,7 +126,7 @@ CORE = [
     Case("IF-II noise level", lambda c: super_resolve_pixels(c[StageKind.SR1], t5(), video(), SR1Settings(steps=1),
                                                              None, IFIIUpscale(c[StageKind.IF_II],
                                                                                IFIISettings(noise_level=-5))),
-         ("if_ii_noise_level", "-5", "outside")),
+         ("noise_level", "-5", "outside")),
     Case("strength 0", lambda c: latent_video_to_video(c[StageKind.SR2], clip(), latents(),
                                                        LatentSRSettings(strength=0.0, steps=4)),
          ("strength", "0.0", "outside (0, 1]")),

@@ -16,6 +16,7 @@ import pytest
 from conftest import ROOT
 
 from show1_core import cli
+from show1_core.registry import CASCADE
 
 TINY = {"frames": 2, "keyframe_steps": 1, "interp_steps": 1, "if_ii_steps": 1, "sr1_steps": 1, "sr2_steps": 2}
 JOBS = [{"prompt": f"a panda number {i}", "seed": i, **TINY} for i in range(8)] + [
@@ -166,7 +167,7 @@ def test_on_a_ray_cluster_with_an_actor_killed_every_job_finishes_once(tmp_path,
     assert not bad
     import torch
 
-    setup = WorkerSetup(folders, max(jobs, key=lambda j: j.settings.upto).settings, parse_precision("auto"),
+    setup = WorkerSetup(folders, max(jobs, key=lambda j: CASCADE.index(j.settings.last_stage)).settings, parse_precision("auto"),
                         "cpu", "stage", torch.get_num_threads())
     killed = []
 
@@ -198,7 +199,7 @@ def test_the_ray_cli_gives_the_same_videos(tmp_path, env, generated):
 
 
 def test_pool_sizes_are_checked(capsys):
-    assert cli.main(["batch", "jobs.jsonl", "--out", "x", "--pool", "sr3=2"]) == 2
+    assert cli.main(["batch", "jobs.jsonl", "--out", "x", "--ray", "--pool", "sr3=2"]) == 2
     assert "--pool: 'sr3=2' is not STEP=N" in capsys.readouterr().err
 
 

@@ -15,6 +15,7 @@ from show1_core.errors import DoesNotFit
 from show1_core.folders import read_json
 from show1_core.loading import build_on_meta, build_unet
 from show1_core.models.vae import AutoencoderKL, VAEConfig
+from show1_core.precision import Precision
 from show1_core.sampling import videos_per_call
 
 HUB = ROOT.parent / "shared" / "fixtures" / "hub_configs"
@@ -40,8 +41,7 @@ def test_the_unet_estimate_holds_to_the_real_size_measurements(stage):
     unet.compute_dtype = torch.float32
     for point in points(stage):
         frames = 5 if stage == "interpolation" else point["frames"]  # interpolation: 5-frame windows, one a call
-        x = torch.empty(1, 1, frames, point["height"], point["width"], device="meta")
-        videos = videos_per_call(unet, x, 2, torch.device("cpu"))
+        videos = videos_per_call(unet, (frames, point["height"], point["width"]), 2, torch.device("cpu"))
         estimate = budget.unet_call_bytes(unet, frames, point["height"], point["width"], videos, cast=True)
         assert abs(estimate / point["activation_bytes"] - 1) < TOLERANCE, (stage, point, estimate)
 
@@ -128,10 +128,11 @@ def test_the_real_size_cascade_on_an_8_gib_card_is_told_to_move_t5(tmp_path, mon
     """The published cascade from the real configs, fp16 on a GPU with 8 GiB free: T5 (8.9 GiB of
     weights) is the peak under offload stage, so the lossless lever is T5 on the CPU."""
     import shutil
+    from types import SimpleNamespace
 
     import benchmarks.real_size as real
     from show1_core import headless
-    from show1_core.settings import CascadeSettings
+    from show1_core.options import CascadeSettings
     from show1_core.stage import StageKind
 
     models = tmp_path / "models"
@@ -144,12 +145,16 @@ def test_the_real_size_cascade_on_an_8_gib_card_is_told_to_move_t5(tmp_path, mon
         (StageKind.BASE, "show-1-base"), (StageKind.INTERPOLATION, "show-1-interpolation"),
         (StageKind.SR1, "show-1-sr1"), (StageKind.IF_II, "IF-II-L-v1.0"), (StageKind.SR2, "show-1-sr2"))}, False)
     gpu = torch.device("cuda", 0)
+    fp16 = Precision(torch.float16)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: SimpleNamespace(total_memory=8 * GIB))
     monkeypatch.setattr(headless, "free_bytes", lambda device: 8 * GIB)
     with pytest.raises(DoesNotFit, match=r"needs about 9.1 GiB on cuda:0 \(T5 8.9 GiB weights.*8.0 GiB are free; "
                                          r"it fits with --t5-device cpu \(about 7.6 GiB\)$"):
-        headless.require_cascade_fits(folders, CascadeSettings(), torch.float16, "default", "stage", gpu, gpu)
-    headless.require_cascade_fits(folders, CascadeSettings(), torch.float16, "default", "stage", gpu,
+        headless.require_cascade_fits(folders, CascadeSettings(), fp16, "stage", gpu, gpu)
+    headless.require_cascade_fits(folders, CascadeSettings(), fp16, "stage", gpu,
                                   torch.device("cpu"))
     monkeypatch.setattr(headless, "free_bytes", lambda device: 7 * GIB)
-    with pytest.raises(DoesNotFit, match=r"7.0 GiB are free; it fits with --weight-dtype fp8_e4m3fn \(about 6.0 GiB"):
-        headless.require_cascade_fits(folders, CascadeSettings(), torch.float16, "default", "stage", gpu, gpu)
+    # fp8 UNet weights alone leave T5 in fp16 (text encoders follow --text-weight-dtype): both levers
+    with pytest.raises(DoesNotFit, match=r"7.0 GiB are free; it fits with --t5-device cpu and --weight-dtype "
+                                         r"fp8_e4m3fn \(about 6.3 GiB"):
+        headless.require_cascade_fits(folders, CascadeSettings(), fp16, "stage", gpu, gpu)

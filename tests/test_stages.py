@@ -16,8 +16,8 @@ from show1_core.cascade import CascadeModels, Prompt, run_cascade
 from show1_core.context import RunContext
 from show1_core.memory import DevicePlacement, Offload
 from show1_core.sampling import windows
+from show1_core.options import CascadeSettings
 from show1_core.settings import (
-    CascadeSettings,
     IFIISettings,
     InterpolationSettings,
     KeyframeSettings,
@@ -121,7 +121,7 @@ def test_interpolation_batch_is_set_by_the_budget_not_the_keyframe_count(demo, t
 
 def test_keyframes_are_seeded_and_in_range(demo, t5):
     base = demo[StageKind.BASE]
-    s = KeyframeSettings(3, 16, 24, steps=3, seed=5)
+    s = KeyframeSettings(num_frames=3, height=16, width=24, steps=3, seed=5)
     a = generate_keyframes(base, t5, s)
     b = generate_keyframes(base, t5, s)
     c = generate_keyframes(base, t5, s.replace(seed=6))
@@ -133,7 +133,7 @@ def test_keyframes_are_seeded_and_in_range(demo, t5):
 
 def test_progress_reports_every_step(demo, t5):
     events = []
-    generate_keyframes(demo[StageKind.BASE], t5, KeyframeSettings(2, 16, 16, steps=4), RunContext(on_step=events.append))
+    generate_keyframes(demo[StageKind.BASE], t5, KeyframeSettings(num_frames=2, height=16, width=16, steps=4), RunContext(on_step=events.append))
     assert [(e.stage, e.step, e.total) for e in events] == [("keyframes", i, 4) for i in range(1, 5)]
     assert events[-1].preview.shape == (1, 3, 2, 16, 16) and events[-1].fraction == 1.0
 
@@ -161,7 +161,7 @@ def test_cancel_stops_within_one_step(demo, t5):
 
     try:
         with pytest.raises(Cancelled):
-            generate_keyframes(demo[StageKind.BASE], t5, KeyframeSettings(2, 16, 16, steps=10),
+            generate_keyframes(demo[StageKind.BASE], t5, KeyframeSettings(num_frames=2, height=16, width=16, steps=10),
                                RunContext(on_step=done.append, cancel=check_cancel))
     finally:
         handle.remove()
@@ -195,7 +195,8 @@ def test_a_finished_stage_gives_the_cpu_heap_back():
     them, so one stage's leftovers do not add to the next stage's peak."""
     script = """
 import resource, sys, torch
-from show1_core.memory import DevicePlacement, Offload, tune_cpu_allocator
+from show1_core.memory import DevicePlacement, Offload
+from show1_core.process import tune_cpu_allocator
 def rss():
     return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() / 2**20
 assert tune_cpu_allocator()
@@ -231,9 +232,9 @@ def test_vae_chunks_do_not_change_the_result(demo):
 
 
 def test_cascade_records_every_stage(demo):
-    models = CascadeModels(t5=demo["t5"], base=demo[StageKind.BASE], interpolation=demo[StageKind.INTERPOLATION],
-                           sr1=demo[StageKind.SR1], if_ii=demo[StageKind.IF_II])
-    settings = CascadeSettings(seed=1, last_stage="sr1", keyframes=KeyframeSettings(3, 8, 12, steps=2),
+    models = CascadeModels({key: demo[kind] for key, kind in (("keyframes", StageKind.BASE), ("interpolation",
+                           StageKind.INTERPOLATION), ("sr1", StageKind.SR1), ("if_ii", StageKind.IF_II))}, t5=demo["t5"])
+    settings = CascadeSettings(seed=1, last_stage="sr1", keyframes=KeyframeSettings(num_frames=3, height=8, width=12, steps=2),
                                interpolation=InterpolationSettings(steps=2), if_ii=IFIISettings(steps=2),
                                sr1=SR1Settings(steps=2))
     seen = {}

@@ -128,3 +128,32 @@ def test_mixing_block_families_in_the_down_path_is_refused_by_stage_recognition(
     config = {**SR2_UNET_CONFIG, "down_block_types": ["CrossAttnDownBlock3D", "ResnetDownsampleBlock3D"]}
     with pytest.raises(ModelLoadError, match="is not one of the Show-1 stages"):
         classify_unet(config, "unet")
+
+
+def test_padded_heads_compute_the_same_attention():
+    """Zero-padding q, k and v to a multiple of 8 channels with the true head size's scale is the
+    attention of the unpadded heads (against SDPA's math kernel; float64 leaves only rounding)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    g = torch.Generator().manual_seed(0)
+    for d in (3, 5, 10, 20):
+        q, k, v = (torch.randn(2, 4, 37, d, generator=g, dtype=torch.float64) for _ in range(3))
+        with sdpa_kernel(SDPBackend.MATH):
+            plain = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+            padded = attention.padded_sdpa(q, k, v)
+        assert padded.shape == plain.shape
+        assert (padded - plain).abs().max() < 1e-12, d
+
+
+def test_a_unet_with_odd_head_sizes_gives_the_same_output_with_padded_heads(monkeypatch):
+    """sr2's head sizes (here 4 and 8 channels) through the padding CUDA uses: the same output."""
+    model = build(SR2_UNET_CONFIG)
+    assert {b.attn1.heads for m in model.modules() if isinstance(m, attention.SpatialTransformer)
+            for b in m.transformer_blocks} and model.config.block_out_channels[0] // 8 % 8 != 0
+    x, text = torch.randn(1, 4, 3, 8, 12), torch.randn(1, 77, SR2_UNET_CONFIG["cross_attention_dim"])
+    with torch.inference_mode():
+        plain = model(x, 500, text)
+        calls = []
+        monkeypatch.setattr(attention, "pads_heads", lambda q: calls.append(q.shape[-1]) or q.shape[-1] % 8 != 0)
+        padded = model(x, 500, text)
+    assert 4 in calls and (padded - plain).abs().max() < 1e-5

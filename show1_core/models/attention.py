@@ -38,10 +38,34 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).reshape(n, length, heads * d)
 
 
+HEAD_MULTIPLE = 8  # head sizes CUDA's memory-efficient and flash SDPA kernels take
+
+
+def pads_heads(q: torch.Tensor) -> bool:
+    """Whether `sdpa` pads this call's heads: on CUDA, where a head size off the multiple sends SDPA
+    to its math kernel, which materialises every score (sr2's heads are 5, 10 and 20 wide)."""
+    return q.device.type == "cuda" and q.shape[-1] % HEAD_MULTIPLE != 0
+
+
+def padded_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Attention with q, k and v zero-padded to a multiple of `HEAD_MULTIPLE` channels, scaled by
+    the true head size: the padded channels add exact zeros to every score and give zero outputs,
+    which are cut off, so this is the same attention."""
+    d = q.shape[-1]
+    pad = -d % HEAD_MULTIPLE
+    q, k, v = (F.pad(t, (0, pad)) for t in (q, k, v))
+    return F.scaled_dot_product_attention(q, k, v, scale=d ** -0.5)[..., :d]
+
+
+def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Scaled dot-product attention of the UNets, on the fast kernels on every GPU."""
+    return padded_sdpa(q, k, v) if pads_heads(q) else F.scaled_dot_product_attention(q, k, v)
+
+
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, upcast: bool = False) -> torch.Tensor:
     if upcast and q.dtype != torch.float32:
-        return F.scaled_dot_product_attention(q.float(), k.float(), v.float()).to(q.dtype)
-    return F.scaled_dot_product_attention(q, k, v)
+        return sdpa(q.float(), k.float(), v.float()).to(q.dtype)
+    return sdpa(q, k, v)
 
 
 class Attention(nn.Module):
@@ -238,5 +262,5 @@ class SimpleCrossAttention(nn.Module):
         if not self.only_cross_attention:
             k = torch.cat([k, split_heads(self.to_k(tokens), self.heads)], dim=2)
             v = torch.cat([v, split_heads(self.to_v(tokens), self.heads)], dim=2)
-        out = self.to_out[0](merge_heads(F.scaled_dot_product_attention(q, k, v)))
+        out = self.to_out[0](merge_heads(sdpa(q, k, v)))
         return out.view(n, h, w, c).permute(0, 3, 1, 2) + x

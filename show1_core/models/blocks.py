@@ -111,7 +111,7 @@ class TextTimeEmbedding(nn.Module):
 class ResnetBlock(nn.Module):
     """diffusers `ResnetBlock2D` (pre-norm), optionally resampling both paths by 2."""
 
-    def __init__(self, in_ch: int, out_ch: int, temb_ch: int, groups: int, eps: float, act: str,
+    def __init__(self, in_ch: int, out_ch: int, *, temb_ch: int, groups: int, eps: float, act: str,
                  time_scale_shift: str, skip_time_act: bool, output_scale_factor: float,
                  up: bool = False, down: bool = False, ops=TORCH_OPS):
         super().__init__()
@@ -258,7 +258,7 @@ MID_BLOCKS = {"UNetMidBlock3DSimpleCrossAttn": BlockType("simple", True),
               "UNetMidBlock2DSimpleCrossAttn": BlockType("simple", True, False)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BlockSettings:
     """Settings shared by every layer of one UNet, read from its config."""
 
@@ -279,8 +279,9 @@ class BlockSettings:
         # the ModelScope blocks of the published model take neither skip_time_act nor the output scale
         skip = self.skip_time_act if kind.if_family else False
         default_scale = self.resnet_scale if kind.if_family else 1.0
-        return ResnetBlock(in_ch, out_ch, self.temb_ch, self.groups, self.eps, self.act, self.time_scale_shift,
-                           skip, default_scale if scale is None else scale, **resample, ops=self.ops)
+        return ResnetBlock(in_ch, out_ch, temb_ch=self.temb_ch, groups=self.groups, eps=self.eps, act=self.act,
+                           time_scale_shift=self.time_scale_shift, skip_time_act=skip,
+                           output_scale_factor=default_scale if scale is None else scale, **resample, ops=self.ops)
 
     def spatial_attention(self, kind: BlockType, ch: int, heads: int, context_dim: int, only_cross: bool,
                           layers: int) -> nn.Module:
@@ -305,7 +306,7 @@ class UNetBlock(nn.Module):
     layers.
     """
 
-    def __init__(self, s: BlockSettings, kind: BlockType, in_ch: int, out_ch: int, num_layers: int, heads: int,
+    def __init__(self, s: BlockSettings, kind: BlockType, *, in_ch: int, out_ch: int, num_layers: int, heads: int,
                  context_dim: int, only_cross: bool, transformer_layers: int, resample: str | None,
                  prev_out_ch: int | None = None):
         super().__init__()
@@ -365,7 +366,7 @@ class MidBlock(nn.Module):
     resnet [, temporal conv], then (attention [, temporal attention], resnet [, temporal conv]) per
     layer; its resnets use `mid_block_scale_factor`."""
 
-    def __init__(self, s: BlockSettings, kind: BlockType, ch: int, heads: int, context_dim: int, only_cross: bool,
+    def __init__(self, s: BlockSettings, kind: BlockType, *, ch: int, heads: int, context_dim: int, only_cross: bool,
                  scale: float, transformer_layers: int, num_layers: int = 1):
         super().__init__()
         self.temporal = kind.temporal

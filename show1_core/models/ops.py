@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..precision import is_fp8
+
 
 class TORCH_OPS:
     """Plain torch layers: weights are used as stored (their dtype is the compute dtype)."""
@@ -80,9 +82,13 @@ def operations_for(casts: bool) -> type:
 
 
 def lookup(ops, module: nn.Module, ids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Embedding rows of `ids` in `dtype`. The rows are taken from the table as stored (fp8 too) and
-    cast alone, unless ComfyUI switched the layer to casting (then its weights go through ComfyUI)."""
-    if getattr(module, "comfy_cast_weights", False) or getattr(module, "weight_function", None):
+    """Embedding rows of `ids` in `dtype`. The rows are looked up where the table is stored (fp8
+    too, on an offload device too) and only they are moved and cast: T5's 32128 x 4096 table is
+    never cast whole. A table ComfyUI patches (LoRA) or has not materialised goes through ComfyUI's
+    own cast. fp8 rows are cleaned of non-finite values, as ComfyUI does for its fp8 T5 files."""
+    weight = module.weight
+    if getattr(module, "weight_function", None) or weight.device.type == "meta":
         weight, _ = ops.weights(module, torch.empty((), dtype=dtype, device=ids.device))
         return F.embedding(ids, weight).to(dtype)
-    return F.embedding(ids, module.weight.to(ids.device)).to(dtype)
+    rows = F.embedding(ids.to(weight.device), weight).to(ids.device, dtype)
+    return torch.nan_to_num(rows) if is_fp8(weight.dtype) else rows

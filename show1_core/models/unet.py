@@ -228,22 +228,25 @@ class Show1UNet(nn.Module):
             self.add_embedding = TextTimeEmbedding(c.text_dim, time_dim, c.addition_embed_type_num_heads, ops)
         self.time_embed_act = activation(c.time_embedding_act_fn) if c.time_embedding_act_fn else None
 
-        s = BlockSettings(time_dim, c.norm_num_groups, c.norm_eps, c.act_fn, c.resnet_time_scale_shift,
-                          c.resnet_skip_time_act, c.resnet_out_scale_factor, c.cross_attention_norm,
-                          c.use_linear_projection, c.upcast_attention, c.downsample_padding, ops)
+        s = BlockSettings(temb_ch=time_dim, groups=c.norm_num_groups, eps=c.norm_eps, act=c.act_fn,
+                          time_scale_shift=c.resnet_time_scale_shift, skip_time_act=c.resnet_skip_time_act,
+                          resnet_scale=c.resnet_out_scale_factor, cross_attention_norm=c.cross_attention_norm,
+                          linear_projection=c.use_linear_projection, upcast_attention=c.upcast_attention,
+                          downsample_padding=c.downsample_padding, ops=ops)
         self.down_blocks = nn.ModuleList()
         out_ch = ch0
         for i, name in enumerate(c.down_block_types):
             in_ch, out_ch = out_ch, c.block_out_channels[i]
             self.down_blocks.append(UNetBlock(
-                s, DOWN_BLOCKS[name], in_ch, out_ch, layers[i], heads[i], context[i], only_cross[i], tlayers[i],
+                s, DOWN_BLOCKS[name], in_ch=in_ch, out_ch=out_ch, num_layers=layers[i], heads=heads[i],
+                context_dim=context[i], only_cross=only_cross[i], transformer_layers=tlayers[i],
                 resample="down" if i < n - 1 else None))
         self.mid_block = None
         if c.mid_block_type is not None:
             kind = MID_BLOCKS[c.mid_block_type]
-            self.mid_block = MidBlock(s, kind, c.block_out_channels[-1], heads[-1], context[-1],
-                                      mid_only_cross if kind.if_family else False, c.mid_block_scale_factor,
-                                      tlayers[-1])
+            self.mid_block = MidBlock(s, kind, ch=c.block_out_channels[-1], heads=heads[-1], context_dim=context[-1],
+                                      only_cross=mid_only_cross if kind.if_family else False,
+                                      scale=c.mid_block_scale_factor, transformer_layers=tlayers[-1])
         rev_ch = list(reversed(c.block_out_channels))
         self.up_blocks = nn.ModuleList()
         out_ch = rev_ch[0]
@@ -253,8 +256,9 @@ class Show1UNet(nn.Module):
             in_ch = rev_ch[min(i + 1, n - 1)]
             # the published model reverses the head counts for the ModelScope up blocks only
             self.up_blocks.append(UNetBlock(
-                s, kind, in_ch, out_ch, layers[r] + 1, heads[i] if kind.if_family else heads[r], context[r],
-                only_cross[r], tlayers[r], resample="up" if i < n - 1 else None, prev_out_ch=prev_out))
+                s, kind, in_ch=in_ch, out_ch=out_ch, num_layers=layers[r] + 1,
+                heads=heads[i] if kind.if_family else heads[r], context_dim=context[r], only_cross=only_cross[r],
+                transformer_layers=tlayers[r], resample="up" if i < n - 1 else None, prev_out_ch=prev_out))
         self.conv_norm_out = ops.GroupNorm(c.norm_num_groups, ch0, eps=c.norm_eps)
         self.conv_act = activation(c.act_fn)
         pad = (c.conv_out_kernel - 1) // 2

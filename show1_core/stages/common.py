@@ -47,10 +47,17 @@ def require_kind(stage: Stage, kinds: StageKind | tuple[StageKind, ...], argumen
         raise InputError(f"{argument}: got {got}, but this stage needs {wanted}; load that stage folder instead")
 
 
+TEXT_ENCODERS = {"t5": "T5 (show-1-base, or ComfyUI's t5xxl)", "clip": "CLIP (show-1-sr2)"}
+
+
 def validate_embeddings(stage: Stage, embeds: PromptEmbeddings, argument: str = "embeds") -> None:
-    wanted = "CLIP (show-1-sr2)" if stage.kind is StageKind.SR2 else "T5 (show-1-base, or ComfyUI's t5xxl)"
+    expected = stage.kind.spec.text
+    wanted = TEXT_ENCODERS[expected]
     require(isinstance(embeds, PromptEmbeddings),
             f"{argument}: expected prompt embeddings, got {type(embeds).__name__}")
+    require(embeds.encoder == expected,
+            f"{argument}: {str(embeds.encoder).upper()} embeddings, but {stage.kind.label} takes {wanted} embeddings "
+            f"(the encoder, not only the width, must match); encode the prompt with that text encoder")
     refuse_non_finite(embeds.positive, argument, "encode the prompt again (the text encoder overflowed: run T5 in "
                                                  "bf16 or fp32)")
     refuse_non_finite(embeds.negative, argument, "encode the negative prompt again (run T5 in bf16 or fp32)")

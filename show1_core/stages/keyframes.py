@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..context import RunContext
-from ..sampling import Chain, Denoiser, randn, sample_pixels
+from ..sampling import Chain, Denoiser, call_memory, guided_rows, randn, sample_pixels
 from ..schedulers import timesteps
 from ..settings import KeyframeSettings
 from ..stage import Stage, StageKind
@@ -34,11 +34,28 @@ def generate_keyframes(model: Stage, embeds: PromptEmbeddings, settings: Keyfram
     validate_embeddings(model, embeds)
     validate_model_size(model, s.height, s.width)
     generator = make_generator(s.seed)
-    scheduler = model.scheduler()
-    schedule = timesteps(scheduler, s.steps)
-    progress = ctx.progress("keyframes", len(schedule))
-    with ctx.use(model.unet) as device:
-        x = (randn((1, 3, s.num_frames, s.height, s.width), generator) * scheduler.init_noise_sigma).to(device)
+    progress = ctx.progress("keyframes", model.schedule_length(s.steps))
+
+    def sample(device: torch.device) -> torch.Tensor:  # its device tensors die before the stage's scope ends
+        scheduler = model.scheduler()
+        schedule = timesteps(scheduler, s.steps)
+        x = randn((1, 3, s.num_frames, s.height, s.width), generator) * scheduler.init_noise_sigma
         denoiser = Denoiser(model.unet, embeds.pair(), s.guidance, ctx, device)
-        video = sample_pixels(denoiser, [Chain(scheduler, generator, slice(None))], x, schedule, progress)
-    return finite_output(video.float().cpu(), "keyframes")
+        chains = [Chain(scheduler, generator, slice(None))]
+        return sample_pixels(denoiser, chains, x.to(device), schedule, progress).float().cpu()
+
+    with ctx.use(model.unet) as device:
+        video = sample(device)
+    return finite_output(video, "keyframes")
+
+
+def keyframes_memory(unet: torch.nn.Module, settings: KeyframeSettings, shape: tuple[int, int, int],
+                     device: torch.device) -> int:
+    """Peak activation bytes of its largest UNet call: the guided pair of the `shape` keyframes."""
+    return call_memory(unet, shape, guided_rows(1, settings.guidance), device)
+
+
+def cascade_step(models, state, settings, ctx: RunContext):
+    """The cascade's keyframe step (`cascade.Step`)."""
+    video = generate_keyframes(models.stage("keyframes"), state.t5, settings.stage("keyframes"), ctx)
+    return state.after("keyframes", video=video)

@@ -15,6 +15,8 @@ overlapping windows whose predictions are blended, so the UNet's memory is set b
 
 from __future__ import annotations
 
+import copy
+
 from dataclasses import dataclass
 
 import torch
@@ -22,7 +24,7 @@ import torch
 from .. import rules
 from ..context import RunContext
 from ..errors import require
-from ..sampling import Denoiser, WindowedDenoiser, randn, sample_latents
+from ..sampling import Denoiser, WindowedDenoiser, call_memory, guided_rows, randn, sample_latents
 from ..schedulers import strength_timesteps
 from ..settings import LatentInterpolationSettings
 from ..stage import Stage, StageKind
@@ -111,12 +113,26 @@ def interpolate_latents(model: Stage, embeds: PromptEmbeddings, keyframes: torch
     x[:, :, indices] = noised_anchors(schedule[0])
 
     progress = ctx.progress("latent_interpolation", len(schedule))
-    with ctx.use(model.unet) as device:
-        def reimpose(latents: torch.Tensor, i: int) -> torch.Tensor:
-            target = noised_anchors(schedule[i + 1]) if i + 1 < len(schedule) else keyframes
-            latents[:, :, indices] = target.to(latents.device)
-            return latents
 
+    def reimpose(latents: torch.Tensor, i: int) -> torch.Tensor:
+        target = noised_anchors(schedule[i + 1]) if i + 1 < len(schedule) else keyframes
+        latents[:, :, indices] = target.to(latents.device)
+        return latents
+
+    def sample(device: torch.device) -> torch.Tensor:  # its device tensors die before the scope ends
         denoiser = WindowedDenoiser(Denoiser(model.unet, embeds.pair(), s.guidance, ctx, device), s.window, s.overlap)
-        out = sample_latents(denoiser, scheduler, x.to(device), schedule, progress, generator, after_step=reimpose)
-    return finite_output(out.float().cpu(), "latent interpolation")
+        sampler = copy.deepcopy(scheduler)  # the step state it keeps on the device dies with it
+        return sample_latents(denoiser, sampler, x.to(device), schedule, progress, generator,
+                              after_step=reimpose).float().cpu()
+
+    with ctx.use(model.unet) as device:
+        out = sample(device)
+    return finite_output(out, "latent interpolation")
+
+
+def latent_interpolation_memory(unet: torch.nn.Module, settings: LatentInterpolationSettings,
+                                shape: tuple[int, int, int], device: torch.device) -> int:
+    """Peak activation bytes of its largest UNet call for a latent video of `shape`: one window of
+    `window` frames, guided, as the device allows."""
+    frames, h, w = shape
+    return call_memory(unet, (min(frames, settings.window), h, w), guided_rows(1, settings.guidance), device)

@@ -8,13 +8,15 @@ in `latent_super_resolve` so the cascade matches the published one.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from ..context import RunContext
 from ..errors import require
 from ..frames import resize_uint8, to_uint8, uint8_to_video
 from ..models.vae import AutoencoderKL
-from ..sampling import Denoiser, fold, randn, sample_latents, unfold
+from ..sampling import Denoiser, call_memory, fold, guided_rows, randn, sample_latents, unfold
 from ..schedulers import strength_timesteps
 from ..settings import (
     LatentSRSettings,
@@ -23,7 +25,7 @@ from ..settings import (
     VAEEncodeSettings,
 )
 from ..stage import Stage, StageKind
-from ..text import PromptEmbeddings
+from ..text import PromptEmbeddings, encode_prompt
 from .common import (
     finite_output,
     make_generator,
@@ -49,10 +51,15 @@ def denoise_latents(model: Stage, embeds: PromptEmbeddings, latents: torch.Tenso
     noise = randn(fold(latents).shape, generator)
     x = unfold(scheduler.add_noise(fold(latents.float().cpu()), noise, torch.tensor(schedule[:1])), b)
     progress = ctx.progress("sr2", len(schedule))
-    with ctx.use(model.unet) as device:
+
+    def sample(device: torch.device) -> torch.Tensor:  # its device tensors die before the scope ends
         denoiser = Denoiser(model.unet, embeds.pair(), s.guidance, ctx, device)
-        out = sample_latents(denoiser, scheduler, x.to(device), schedule, progress, generator)
-    return finite_output(out.float().cpu(), "sr2")
+        sampler = copy.deepcopy(scheduler)  # the step state it keeps on the device dies with it
+        return sample_latents(denoiser, sampler, x.to(device), schedule, progress, generator).float().cpu()
+
+    with ctx.use(model.unet) as device:
+        out = sample(device)
+    return finite_output(out, "sr2")
 
 
 @torch.inference_mode()
@@ -105,3 +112,19 @@ def sr2_from_frames(model: Stage, vae: AutoencoderKL, embeds: PromptEmbeddings, 
     latents = encode_video(vae, video, VAEEncodeSettings(posterior="sample"), ctx, generator)
     latents = denoise_latents(model, embeds, latents, s, ctx, generator)
     return vae_decode(vae, latents, VAEDecodeSettings(), ctx)
+
+
+def sr2_memory(unet: torch.nn.Module, settings: LatentSRSettings, shape: tuple[int, int, int],
+               device: torch.device) -> int:
+    """Peak activation bytes of its UNet call on latents of `shape`: the guided pair, as the device
+    allows."""
+    return call_memory(unet, shape, guided_rows(1, settings.guidance), device)
+
+
+def cascade_step(models, state, settings, ctx: RunContext):
+    """The cascade's sr2 step (`cascade.Step`): CLIP guidance with the job's negative prompt."""
+    clip = encode_prompt(models.needed("clip", "the CLIP text encoder (show-1-sr2)"), state.prompt.text,
+                         state.prompt.negative, ctx=ctx)
+    video = latent_super_resolve(models.stage("sr2"), models.needed("vae", "the show-1-sr2 VAE"), clip, state.video,
+                                 settings.stage("sr2"), ctx)
+    return state.after("sr2", video=video)

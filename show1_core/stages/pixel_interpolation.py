@@ -17,7 +17,7 @@ from einops import rearrange
 
 from .. import rules
 from ..context import RunContext
-from ..sampling import Chain, Denoiser, randn, sample_pixels, videos_per_call
+from ..sampling import Chain, Denoiser, call_memory, guided_rows, randn, sample_pixels, videos_per_call
 from ..schedulers import timesteps
 from ..settings import InterpolationSettings
 from ..stage import Stage, StageKind
@@ -89,13 +89,14 @@ def interpolate_keyframes(model: Stage, embeds: PromptEmbeddings, keyframes: tor
         ctx.emit("interp_window_inputs", inputs)
 
     schedule = timesteps(model.scheduler(), s.steps)
-    outs = []
-    with ctx.use(model.unet) as device:
+
+    def sample(device: torch.device) -> list[torch.Tensor]:  # its device tensors die before the scope ends
         pair = 2 if s.guidance > 1 else 1
-        chunk = max(1, videos_per_call(model.unet, init_noise, windows * b * pair, device) // (b * pair))
+        chunk = max(1, videos_per_call(model.unet, (WINDOW, h, w), windows * b * pair, device) // (b * pair))
         starts = range(0, windows, min(chunk, s.max_windows or chunk))
         progress = ctx.progress("interpolation", len(schedule) * len(starts))
         denoiser = Denoiser(model.unet, embeds.pair(), s.guidance, ctx, device)
+        outs = []
         for start in starts:
             n = min(starts.step, windows - start)
             # every window is its own chain, its generator re-seeded as the published script re-seeds
@@ -106,6 +107,26 @@ def interpolate_keyframes(model: Stage, embeds: PromptEmbeddings, keyframes: tor
             x = init_noise.repeat(n, 1, 1, 1, 1).to(device)
             condition = window_conditions(keyframes[:, :, start:start + n + 1]).to(device)
             outs.append(sample_pixels(denoiser, chains, x, schedule, progress, condition=condition).float().cpu())
-    out = torch.cat(outs)
+        return outs
+
+    with ctx.use(model.unet) as device:
+        out = torch.cat(sample(device))
     ctx.emit("interp_window_outputs", out.view(windows, b, *out.shape[1:]))
     return finite_output(stitch(out, b), "interpolation")
+
+
+def interpolation_memory(unet: torch.nn.Module, settings: InterpolationSettings, shape: tuple[int, int, int],
+                         device: torch.device) -> int:
+    """Peak activation bytes of its largest UNet call for an output of `shape` (4K-3 frames): the
+    guided windows batched together, at most `max_windows` of them, as the device allows."""
+    frames, h, w = shape
+    windows = (frames - 1) // rules.PIXEL_NEW_PER_GAP
+    return call_memory(unet, (WINDOW, h, w), guided_rows(min(windows, settings.max_windows or windows), settings.guidance),
+                       device)
+
+
+def cascade_step(models, state, settings, ctx: RunContext):
+    """The cascade's interpolation step (`cascade.Step`)."""
+    video = interpolate_keyframes(models.stage("interpolation"), state.t5, state.video,
+                                  settings.stage("interpolation"), ctx)
+    return state.after("interpolation", video=video)

@@ -16,6 +16,7 @@ detail: the whole chain of windows starts from a soft frame, so the video is les
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -24,9 +25,9 @@ from einops import rearrange
 
 from .. import rules
 from ..context import Progress, RunContext
-from ..errors import require
+from ..errors import InputError, require
 from ..memory import Offload
-from ..sampling import Chain, Denoiser, randn, sample_pixels, windows
+from ..sampling import Chain, Denoiser, call_memory, guided_rows, randn, sample_pixels, windows
 from ..schedulers import timesteps
 from ..settings import IFIISettings, SR1Settings
 from ..stage import Stage, StageKind
@@ -61,35 +62,46 @@ def upscale(video: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return rearrange(frames, "(b f) c h w -> b c f h w", b=b)
 
 
-def sr_window(model: Stage, embeds: PromptEmbeddings, video: torch.Tensor, size: tuple[int, int], steps: int,
-              guidance: float, noise_level: int, generator: torch.Generator, progress: Progress, ctx: RunContext,
-              device: torch.device, first_frame: torch.Tensor | None = None) -> torch.Tensor:
+@dataclass(frozen=True)
+class WindowCall:
+    """What one super-resolution call needs besides its model, text and frames: the output size, the
+    sampling settings (steps, guidance, noise level) and the generator drawing its noise, and the
+    clean first frame that replaces the condition of frame 0, if any."""
+
+    size: tuple[int, int]
+    settings: SR1Settings | IFIISettings
+    generator: torch.Generator
+    first_frame: torch.Tensor | None = None
+
+
+def sr_window(model: Stage, embeds: PromptEmbeddings, video: torch.Tensor, call: WindowCall, progress: Progress,
+              ctx: RunContext, device: torch.device) -> torch.Tensor:
     """One super-resolution call on a low-resolution video (B, 3, F, h, w), on `device`.
 
     Draws, in order: x_T (B, 3, F, H, W), the condition noise (B, 3, F, H, W), then the scheduler's
     step noise ((B*F, 3, H, W) per DDPM step). With F = 1 this is exactly the IF-II image pipeline.
     """
     b, _, f, _, _ = video.shape
-    height, width = size
+    height, width = call.size
+    s, generator = call.settings, call.generator
     scheduler = model.scheduler()
-    schedule = timesteps(scheduler, steps)
+    schedule = timesteps(scheduler, s.steps)
     x = randn((b, 3, f, height, width), generator) * scheduler.init_noise_sigma
     condition = upscale(video.float().cpu(), height, width)
-    levels = torch.full((b,), noise_level, dtype=torch.long)
+    levels = torch.full((b,), s.noise_level, dtype=torch.long)
     condition = model.noising_scheduler().add_noise(condition, randn(condition.shape, generator), levels)
-    if first_frame is not None:
-        condition[:, :, :1] = first_frame.float().cpu().reshape(b, 3, 1, height, width)
-    denoiser = Denoiser(model.unet, embeds.pair(), guidance, ctx, device)
+    if call.first_frame is not None:
+        condition[:, :, :1] = call.first_frame.float().cpu().reshape(b, 3, 1, height, width)
+    denoiser = Denoiser(model.unet, embeds.pair(), s.guidance, ctx, device)
     return sample_pixels(denoiser, [Chain(scheduler, generator, slice(None))], x.to(device), schedule, progress,
                          condition=condition.to(device), class_labels=levels).float().cpu()
 
 
 def run_if_ii(up: IFIIUpscale, embeds: PromptEmbeddings, image: torch.Tensor, size: tuple[int, int], seed: int,
               progress: Progress, ctx: RunContext) -> torch.Tensor:
-    s = up.settings
     with ctx.use(up.stage.unet) as device:
-        return sr_window(up.stage, embeds, image.unsqueeze(2), size, s.steps, s.guidance, s.noise_level,
-                         make_generator(seed), progress, ctx, device)[:, :, 0]
+        return sr_window(up.stage, embeds, image.unsqueeze(2), WindowCall(size, up.settings, make_generator(seed)),
+                         progress, ctx, device)[:, :, 0]
 
 
 def validate_if_ii(up: IFIIUpscale, embeds: PromptEmbeddings, height: int, width: int) -> IFIISettings:
@@ -117,6 +129,18 @@ def upscale_first_frame(model: Stage, embeds: PromptEmbeddings, image: torch.Ten
     return finite_output(run_if_ii(up, embeds, image, (height, width), s.seed, progress, ctx), "IF-II")
 
 
+def require_scaled_size(model: Stage, h: int, w: int, scale: int) -> None:
+    """The output frames (the input's x `scale`) are a size the model takes; the fix is to resize the
+    input frames, since that is what the caller controls."""
+    multiple = model.unet.size_multiple
+    if (h * scale) % multiple or (w * scale) % multiple:
+        step = multiple // math.gcd(multiple, scale)
+        fit_h, fit_w = (max(step, round(n / step) * step) for n in (h, w))
+        raise InputError(f"frames: {w}x{h} frames x scale {scale} give {w * scale}x{h * scale}, but {model.kind.label} "
+                         f"takes multiples of {multiple}; resize the frames to multiples of {step} (e.g. "
+                         f"{fit_w}x{fit_h}, with an image resize node) or change the scale")
+
+
 @torch.inference_mode()
 def super_resolve_pixels(model: Stage, embeds: PromptEmbeddings, video: torch.Tensor,
                          settings: SR1Settings = SR1Settings(), ctx: RunContext | None = None,
@@ -135,7 +159,7 @@ def super_resolve_pixels(model: Stage, embeds: PromptEmbeddings, video: torch.Te
     validate_video(video, "video")
     b, _, frames, h, w = video.shape
     height, width = h * s.scale, w * s.scale
-    validate_model_size(model, height, width, (f"height x scale ({height})", f"width x scale ({width})"))
+    require_scaled_size(model, h, w, s.scale)
     for name, value in (("height x scale", height), ("width x scale", width)):
         rules.OUTPUT_SIZE.validate(name, value)
     if_ii = first_frame if isinstance(first_frame, IFIIUpscale) else None
@@ -161,8 +185,8 @@ def super_resolve_pixels(model: Stage, embeds: PromptEmbeddings, video: torch.Te
         for part in parts:
             cond = first_frame if part.start == 0 else out[:, :, part.start]
             with ctx.use(model.unet, scope=Offload.WINDOW) as device:
-                res = sr_window(model, embeds, video[:, :, part], (height, width), s.steps, s.guidance, s.noise_level,
-                                make_generator(s.seed), progress, ctx, device, first_frame=cond)
+                res = sr_window(model, embeds, video[:, :, part], WindowCall((height, width), s, make_generator(s.seed),
+                                                                             cond), progress, ctx, device)
             conds.append(cond.reshape(b, 3, 1, height, width).clone())
             lasts.append(res[:, :, -1].clone())
             out[:, :, part] = res
@@ -170,3 +194,25 @@ def super_resolve_pixels(model: Stage, embeds: PromptEmbeddings, video: torch.Te
     ctx.emit("sr1_window_first_frame_conds", torch.stack(conds))
     ctx.emit("sr1_window_last_frames", torch.stack(lasts))
     return finite_output(out, "sr1")
+
+
+def sr1_memory(unet: torch.nn.Module, settings: SR1Settings, shape: tuple[int, int, int],
+               device: torch.device) -> int:
+    """Peak activation bytes of its largest UNet call for an output of `shape`: one guided window of
+    at most `window` frames, as the device allows."""
+    frames, height, width = shape
+    return call_memory(unet, (min(frames, settings.window), height, width), guided_rows(1, settings.guidance), device)
+
+
+def if_ii_memory(unet: torch.nn.Module, settings: IFIISettings, shape: tuple[int, int, int],
+                 device: torch.device) -> int:
+    """Peak activation bytes of IF-II's call: the guided pair of the first frame at sr1's output size."""
+    return call_memory(unet, (1, *shape[1:]), guided_rows(1, settings.guidance), device)
+
+
+def cascade_step(models, state, settings, ctx: RunContext):
+    """The cascade's sr1 step (`cascade.Step`): IF-II upscales the first frame when it is loaded."""
+    if_ii = models.stages.get("if_ii")
+    first = IFIIUpscale(if_ii, settings.stage("if_ii")) if if_ii is not None else None
+    video = super_resolve_pixels(models.stage("sr1"), state.t5, state.video, settings.stage("sr1"), ctx, first)
+    return state.after("sr1", video=video)
