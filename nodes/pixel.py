@@ -79,7 +79,10 @@ class Show1KeyframeSampler(Node):
 
     @classmethod
     def graph_problems(cls, view):
-        return size_problems(view)
+        shots, frames = view.graph.shots(view.id), view.value("num_frames")
+        storyboard = [f"cond: {shots} prompts for {frames} keyframes; give one prompt per keyframe (one line each)"] \
+            if shots and shots > 1 and frames is not None and shots != frames else []
+        return storyboard + size_problems(view)
 
     @classmethod
     def execute(cls, model, cond, fps, **values):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from ..show1_core import rules
 from ..show1_core.errors import Show1Error
 from ..show1_core.folders import StageInfo
+from ..show1_core.storyboard import nearest_shots
 from .common import find_stage
 from .declare import Node
 
@@ -124,6 +125,13 @@ class Graph:
             found.append(f"{size[0]}x{size[1]} is odd: h264 (SaveVideo) needs even sizes")
         return found
 
+    def shots(self, node_id: str) -> int | None:
+        """Shots of the storyboard the node's `cond` input carries (1: one prompt; None: unknown)."""
+        source = View(self, node_id, 0).source("cond")
+        declaration = self.declarations.get(self.nodes[source]["class_type"]) if source else None
+        shots = getattr(declaration, "shots", None)
+        return shots(View(self, source, 1)) if shots else None
+
     def describe(self, node_id: str) -> dict:
         frames, size = self.frames(node_id), self.size(node_id)
         fps = View(self, node_id, 0).value("fps")
@@ -132,8 +140,21 @@ class Graph:
             parts.append(f"{frames / fps:.2f} s at {fps:g} fps")
         if size:
             parts.append(f"{size[0]}x{size[1]}")
-        return {"text": " · ".join(parts), "warnings": self.problems(node_id), "frames": frames,
-                "size": list(size) if size else None}
+        shots, warnings = self.shots(node_id), self.problems(node_id)
+        if shots and shots > 1 and frames:
+            parts.append(f"{shots} shots: " + " | ".join(shot_ranges(frames, shots)))
+        return {"text": " · ".join(parts), "warnings": warnings, "frames": frames,
+                "size": list(size) if size else None, "shots": shots}
+
+
+def shot_ranges(frames: int, shots: int) -> list[str]:
+    """The frames of each shot ("0-3"), as the stages assign them (`storyboard.nearest_shots`)."""
+    of = nearest_shots(frames, shots)
+    ranges = []
+    for shot in range(shots):
+        members = [f for f in range(frames) if of[f] == shot]
+        ranges.append("-" if not members else f"{members[0]}" if len(members) == 1 else f"{members[0]}-{members[-1]}")
+    return ranges
 
 
 def readouts(prompt: dict, declarations: dict) -> dict[str, dict]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..show1_core.budget import text_call_bytes
 from ..show1_core.errors import InputError
+from ..show1_core.storyboard import split_lines
 from ..show1_core.text import (
     TextEncoder,
     encode_conditioning,
@@ -65,10 +66,27 @@ class Show1TextEncode(Node):
                       "cascade leaves it empty.", "", multiline=True),
                 Input("clean_caption", "BOOLEAN", "DeepFloyd IF's caption cleaning before T5 (off in the published "
                       "cascade).", False),
-                socket("t5", "CLIP", COMFY_T5_TIP, optional=True)]
+                socket("t5", "CLIP", COMFY_T5_TIP, optional=True),
+                Input("storyboard", "BOOLEAN", "Each line of the prompt is one shot: keyframe i follows line i, the "
+                      "interpolated frames move from one shot's prompt to the next, and the super-resolution stages "
+                      "give every frame its shot's prompt. Give as many lines as keyframes.", False, optional=True)]
 
     @classmethod
-    def execute(cls, prompt, negative_prompt, pixel_negative_prompt, clean_caption, text_encoder=None, t5=None):
+    def shots(cls, view) -> int | None:
+        """Shots of the conditioning this node makes (for the readout): lines of a storyboard, else 1."""
+        prompt, storyboard = view.value("prompt"), view.value("storyboard")
+        if not storyboard:
+            return 1
+        return len(split_lines(prompt)) if isinstance(prompt, str) and prompt.strip() else None
+
+    @classmethod
+    def validate_across(cls, values):
+        if values.get("storyboard") and isinstance(values.get("prompt"), str):
+            split_lines(values["prompt"])
+
+    @classmethod
+    def execute(cls, prompt, negative_prompt, pixel_negative_prompt, clean_caption, text_encoder=None, t5=None,
+                storyboard=False):
         if text_encoder is None and t5 is None:
             raise InputError("text_encoder / t5: neither is connected; connect Show1TextEncoderLoader and/or a T5-XXL "
                              "CLIP from CLIPLoader (type pixart)")
@@ -79,7 +97,10 @@ class Show1TextEncode(Node):
             id(e.model): text_call_bytes(e.model) for e in (encoders.t5, encoders.clip) if e is not None})
         t5_encoder = comfy_t5_encoder(t5, placement) if t5 is not None else encoders.t5
         ctx = comfy.run_context_for(placement)
-        return (encode_conditioning(t5_encoder, encoders.clip, prompt, negative_prompt, pixel_negative_prompt,
+        prompts = tuple(split_lines(prompt)) if storyboard else prompt
+        if isinstance(prompts, tuple) and len(prompts) == 1:
+            prompts = prompts[0]
+        return (encode_conditioning(t5_encoder, encoders.clip, prompts, negative_prompt, pixel_negative_prompt,
                                     clean_caption, ctx),)
 
 

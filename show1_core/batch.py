@@ -1,6 +1,7 @@
 """Batches of videos: `python -m show1_core batch JOBS.jsonl --out DIR`.
 
-A JOBS file holds one JSON object per line: a `prompt`, optionally an `id`, a `negative_prompt`,
+A JOBS file holds one JSON object per line: a `prompt` (or a storyboard: a list of prompts, one per
+keyframe), optionally an `id`, a `negative_prompt`,
 `keyframes` (image files that stand in for the keyframe stage) and any of `generate`'s settings by
 their option names (`seed`, `frames`, `keyframe_steps`, `last_stage`, ...). Every line is checked
 before any work; a bad line is reported with its number, field and fix, and the others still run.
@@ -36,6 +37,7 @@ from .frames import fit, uint8_to_video
 from .headless import write_video
 from .memory import is_out_of_memory
 from .options import CascadeSettings
+from .storyboard import validate_prompts
 
 JOB_FIELDS = {"id", "prompt", "negative_prompt", "keyframes"}
 ID_CHARACTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
@@ -116,8 +118,16 @@ def parse_job(number: int, text: str, base: CascadeSettings, multiples, folder: 
         raise InputError(f"field {unknown[0]!r}: not a job field; use prompt, id, negative_prompt, keyframes or one "
                          f"of generate's settings ({', '.join(sorted(options.OPTIONS))})")
     prompt = raw.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise InputError("field 'prompt': missing or not text; give the prompt as a string")
+    if isinstance(prompt, list) and len(prompt) > 1:  # a storyboard: a prompt per keyframe
+        prompt = tuple(validate_prompts(prompt, "field 'prompt'"))
+        if settings_frames(raw, base) != len(prompt) and not raw.get("keyframes"):
+            raise InputError(f"field 'prompt': {len(prompt)} prompts for {settings_frames(raw, base)} keyframes; give "
+                             f"\"frames\": {len(prompt)}, or one prompt per keyframe")
+    elif isinstance(prompt, list) and len(prompt) == 1:
+        prompt = prompt[0]
+    if not isinstance(prompt, (str, tuple)) or (isinstance(prompt, str) and not prompt.strip()):
+        raise InputError("field 'prompt': missing or not text; give the prompt as a string, or a storyboard as a "
+                         "list of strings (one per keyframe)")
     negative = raw.get("negative_prompt", PUBLISHED_NEGATIVE)
     if not isinstance(negative, str):
         raise InputError("field 'negative_prompt': not text; give it as a string")
@@ -132,6 +142,7 @@ def parse_job(number: int, text: str, base: CascadeSettings, multiples, folder: 
         if not Path(k).is_file():
             raise InputError(f"field 'keyframes': {k} is not a file; give image files (paths relative to the JOBS "
                              "file's folder)")
+        require_image(k)
     values = {k: v for k, v in raw.items() if k in options.OPTIONS}
     settings = options.apply(base, values, "field")
     if paths:
@@ -141,6 +152,23 @@ def parse_job(number: int, text: str, base: CascadeSettings, multiples, folder: 
                              "or later")
     settings.validate(options.namer("field"), multiples(settings))
     return Job(number, job_id, Prompt(prompt, negative), settings, raw, paths)
+
+
+def require_image(path: str) -> None:
+    """A keyframe file that is an image Pillow can read, checked before any work."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise InputError(f"field 'keyframes': {path} is not an image that can be read ({type(e).__name__}); give PNG "
+                         "or JPEG files") from None
+
+
+def settings_frames(raw: dict, base: CascadeSettings) -> int:
+    frames = raw.get("frames", base.keyframes.num_frames)
+    return frames if isinstance(frames, int) else base.keyframes.num_frames
 
 
 def given_keyframes(job: Job) -> torch.Tensor:

@@ -29,11 +29,16 @@ PUBLISHED_NEGATIVE = "low resolution, blur"  # the published script's negative p
 
 @dataclass(frozen=True)
 class Prompt:
-    """The prompt, and the negative prompt of sr2's CLIP guidance (the pixel stages take an empty
-    negative, as published)."""
+    """The prompt (or a storyboard's prompts, one per keyframe), and the negative prompt of sr2's
+    CLIP guidance (the pixel stages take an empty negative, as published)."""
 
-    text: str
+    text: str | tuple[str, ...]
     negative: str = PUBLISHED_NEGATIVE
+
+    @property
+    def shots(self) -> str | list[str]:
+        """What the text encoders take: the prompt, or the list of a storyboard's prompts."""
+        return list(self.text) if isinstance(self.text, tuple) else self.text
 
 
 @dataclass
@@ -84,7 +89,7 @@ class CascadeState:
 def text_step(m: CascadeModels, state: CascadeState, s: CascadeSettings, ctx: RunContext) -> CascadeState:
     if state.t5 is None:
         t5 = m.needed("t5", "the T5 text encoder (show-1-base)")
-        state = dataclasses.replace(state, t5=encode_prompt(t5, state.prompt.text, "", s.clean_caption, ctx))
+        state = dataclasses.replace(state, t5=encode_prompt(t5, state.prompt.shots, "", s.clean_caption, ctx))
     ctx.emit("prompt_embeds", state.t5.positive)
     ctx.emit("negative_prompt_embeds", state.t5.negative)
     return state.after("text")

@@ -33,6 +33,7 @@ from .memory import Offload, default_placement, empty_cache, is_out_of_memory, p
 from .precision import COMPUTE_CHOICES, WEIGHT_CHOICES, parse_precision
 from .process import pin_cpu_arithmetic, tune_cpu_allocator
 from .registry import CASCADE, STAGES, StageKind
+from .storyboard import validate_prompts
 from .text import encode_prompt
 
 FLAGS = ("--dtype", "--weight-dtype", "--text-weight-dtype")
@@ -88,6 +89,12 @@ def generate(args) -> int:
     require_cascade_fits(folders, settings, precision, args.offload, device, t5_device)
     if note := if_ii_note(folders, settings):
         warn(note)
+    prompt = Prompt(tuple(args.prompt) if len(args.prompt) > 1 else args.prompt[0], args.negative_prompt)
+    if len(args.prompt) > 1:  # a storyboard: one prompt per keyframe
+        validate_prompts(args.prompt, "--prompt")
+        if len(args.prompt) != settings.keyframes.num_frames:
+            raise InputError(f"--prompt: {len(args.prompt)} prompts for {settings.keyframes.num_frames} keyframes; give "
+                             f"--frames {len(args.prompt)}, or one --prompt per keyframe")
 
     if device.type == "cpu":
         tune_cpu_allocator()
@@ -96,7 +103,7 @@ def generate(args) -> int:
     t5_embeds = None
     if settings.runs("keyframes"):
         t5 = load_cascade(folders, settings, precision, t5_device, steps=("text",), text_weights=precision.text).t5
-        t5_embeds = encode_prompt(t5, args.prompt, "", settings.clean_caption, ctx)
+        t5_embeds = encode_prompt(t5, prompt.shots, "", settings.clean_caption, ctx)
         del t5  # the largest model of the cascade is needed once per prompt: its memory goes back now
         empty_cache(t5_device)
     models = load_cascade(folders, settings, precision, torch.device("cpu"), with_t5=False,
@@ -110,7 +117,7 @@ def generate(args) -> int:
     bars = ProgressBars()
     ctx = RunContext(default_placement(device, args.offload), bars, record=record, on_warning=warn)
     try:
-        video = run_cascade(models, Prompt(args.prompt, args.negative_prompt), settings, ctx, t5_embeds)
+        video = run_cascade(models, prompt, settings, ctx, t5_embeds)
     finally:
         bars.close()
     fps = settings.output_fps
@@ -185,6 +192,7 @@ def parse_pools(specs: list[str]) -> dict[str, int]:
 def download(args) -> int:
     from .download import download_stages
 
+    require_writable_folder("--dest", args.dest)
     download_stages(args.dest, args.stages, token=args.token, variant=None if args.full_precision else "fp16")
     return 0
 
@@ -239,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m show1_core", description="Show-1 text-to-video, headless.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     g = sub.add_parser("generate", help="run the cascade and write an mp4")
-    g.add_argument("--prompt", required=True)
+    g.add_argument("--prompt", required=True, action="append",
+                   help="what the video shows; repeat it for a storyboard, one prompt per keyframe (see --frames)")
     g.add_argument("--negative-prompt", default=PUBLISHED_NEGATIVE, help="used by sr2's CLIP guidance")
     g.add_argument("--models", type=Path, help="folder holding the stage folders (show-1-base, ...); without it the "
                                                "tiny demo weights run")

@@ -67,11 +67,14 @@ class Denoiser:
     """
 
     def __init__(self, unet: torch.nn.Module, text: torch.Tensor, guidance: float, ctx: RunContext,
-                 device: torch.device):
+                 device: torch.device, positive: tuple[int, ...] | None = None):
+        """`text`: (T, 77, D), or (T, F, 77, D) with a text per frame; row 0 is the negative, and
+        `positive` names each video's positive row (default: row 1 for every video)."""
         self.unet, self.ctx, self.device = unet, ctx, device
         self.guided = guidance > 1.0
         self.guidance = guidance
         self.text = unet.prepare_text(text.to(device, unet.compute_dtype))
+        self.positive = positive
         self.per_call: int | None = None
         self.rows: dict[int, torch.Tensor] = {}
         self.timestep: tuple[int | float, torch.Tensor] | None = None
@@ -83,7 +86,11 @@ class Denoiser:
 
     def guidance_rows(self, videos: int) -> torch.Tensor:
         if videos not in self.rows:
-            self.rows[videos] = guidance_rows(videos, self.guided).to(self.device)
+            rows = guidance_rows(videos, self.guided)
+            if self.positive is not None:
+                positive = torch.tensor(self.positive, dtype=torch.long)
+                rows = torch.cat([torch.zeros(videos, dtype=torch.long), positive]) if self.guided else positive
+            self.rows[videos] = rows.to(self.device)
         return self.rows[videos]
 
     def timestep_tensor(self, t: int | float) -> torch.Tensor:
@@ -91,9 +98,12 @@ class Denoiser:
             self.timestep = (t, torch.tensor([t], device=self.device))
         return self.timestep[1]
 
-    def __call__(self, x_in: torch.Tensor, t: int, class_labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Guided prediction (B, C_out, F, H, W), float32."""
+    def __call__(self, x_in: torch.Tensor, t: int, class_labels: torch.Tensor | None = None,
+                 frames: slice | None = None) -> torch.Tensor:
+        """Guided prediction (B, C_out, F, H, W), float32; `frames`: which frames of the video `x_in`
+        is (a window), for a text per frame."""
         x = x_in.to(self.device, self.unet.compute_dtype)
+        text = self.text if frames is None else self.text.frames(frames)
         rows = self.guidance_rows(x.shape[0])
         labels = class_labels.to(self.device) if class_labels is not None else None
         if self.guided:
@@ -106,7 +116,7 @@ class Denoiser:
             part = slice(s, s + step)
             self.ctx.stop_if_cancelled()
             outs.append(self.unet(x[part], timestep, class_labels=labels[part] if labels is not None else None,
-                                  text=self.text.select(rows[part])))
+                                  text=text.select(rows[part])))
         out = torch.cat(outs).float()
         if not self.guided:
             return out
@@ -194,21 +204,21 @@ class WindowedDenoiser:
     in overlaps the predictions are mixed with linear ramps, so there is no seam between windows.
     """
 
-    def __init__(self, denoiser: Callable[[torch.Tensor, int], torch.Tensor], window: int, overlap: int):
+    def __init__(self, denoiser: "Denoiser", window: int, overlap: int):
         self.denoiser, self.window, self.overlap = denoiser, window, overlap
 
     def __call__(self, x: torch.Tensor, t: int) -> torch.Tensor:
         frames = x.shape[2]
         parts = windows(frames, self.window, self.window - self.overlap)
         if len(parts) == 1:
-            return self.denoiser(x, t)
+            return self.denoiser(x, t, frames=slice(0, frames))
         total = torch.zeros_like(x)
         weight = torch.zeros(frames, dtype=x.dtype, device=x.device)
         for i, win in enumerate(parts):
             ramp_in = parts[i - 1].stop - win.start if i > 0 else 0
             ramp_out = win.stop - parts[i + 1].start if i + 1 < len(parts) else 0
             w = blend_weights(win.stop - win.start, ramp_in, ramp_out).to(x.device, x.dtype)
-            total[:, :, win] += self.denoiser(x[:, :, win], t).to(x.dtype) * w[:, None, None]
+            total[:, :, win] += self.denoiser(x[:, :, win], t, frames=win).to(x.dtype) * w[:, None, None]
             weight[win] += w
         return total / weight[:, None, None]
 
@@ -222,9 +232,9 @@ def sample_latents(denoiser: Callable[[torch.Tensor, int], torch.Tensor], schedu
     b = x.shape[0]
     for i, t in enumerate(schedule):
         eps = denoiser(scheduler.scale_model_input(x, t), t)
-        prev, _ = scheduler_step(scheduler, fold(eps), t, fold(x), generator)
+        prev, x0 = scheduler_step(scheduler, fold(eps), t, fold(x), generator)
         x = unfold(prev, b)
         if after_step is not None:
             x = after_step(x, i)
-        progress.step(x)
+        progress.step(x if x0 is None else unfold(x0, b))
     return x

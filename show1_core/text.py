@@ -17,6 +17,7 @@ import torch
 from .captions import preprocess_prompt
 from .context import RunContext
 from .errors import InputError, ModelLoadError
+from .storyboard import validate_prompts
 from .weights import REDOWNLOAD, refuse_broken_file
 
 MAX_LENGTH = 77
@@ -45,15 +46,30 @@ class Encoding:
 
 @dataclass
 class PromptEmbeddings:
-    """Positive and negative embeddings of one prompt for one text encoder (both (1, 77, D))."""
+    """Embeddings of a prompt (or of a storyboard's prompts, one per shot) and its negative, for one
+    text encoder: positive (K, 77, D) for K shots, negative (1, 77, D)."""
 
     positive: torch.Tensor
     negative: torch.Tensor
     encoder: str  # "t5" or "clip"
 
+    @property
+    def shots(self) -> int:
+        return self.positive.shape[0]
+
     def pair(self, device=None, dtype=None) -> torch.Tensor:
-        """The classifier-free-guidance pair, (2, 77, D) in [negative, positive] order."""
-        return torch.cat([self.negative, self.positive]).to(device=device, dtype=dtype)
+        """The classifier-free-guidance pair of a single prompt, (2, 77, D) as [negative, positive]."""
+        return torch.cat([self.negative, self.positive[:1]]).to(device=device, dtype=dtype)
+
+    def shot(self, i: int) -> "PromptEmbeddings":
+        """The embeddings of shot `i` alone."""
+        return PromptEmbeddings(self.positive[i:i + 1], self.negative, self.encoder)
+
+    def frame_texts(self, *positives: torch.Tensor) -> torch.Tensor:
+        """Guidance rows with a text per frame, (1 + N, F, 77, D): the negative on every frame, then
+        each of the N per-frame positive texts (F, 77, D) (a storyboard's frames, see `storyboard`)."""
+        frames = positives[0].shape[0]
+        return torch.stack([self.negative[0].expand(frames, *self.negative.shape[1:]), *positives])
 
     @property
     def width(self) -> int:
@@ -85,34 +101,35 @@ def encode(encoder: TextEncoder, texts: list[str], ctx: RunContext | None = None
     return Encoding(embeds, tokens.input_ids, tokens.attention_mask)
 
 
-def encode_prompt(encoder: TextEncoder, prompt: str, negative_prompt: str = "", clean_caption: bool = False,
-                  ctx: RunContext | None = None) -> PromptEmbeddings:
-    """Embeddings of a prompt and its negative.
+def encode_prompt(encoder: TextEncoder, prompt: str | list[str] | tuple[str, ...], negative_prompt: str = "",
+                  clean_caption: bool = False, ctx: RunContext | None = None) -> PromptEmbeddings:
+    """Embeddings of a prompt, or of a storyboard's prompts (a list: one per shot), and one negative.
 
     T5 (pixel stages): the text is lower-cased and stripped, or passed twice through DeepFloyd IF's
     caption cleaning when `clean_caption`. CLIP (latent stage): the tokenizer's own normalisation only.
     A prompt longer than 77 tokens and an empty prompt are encoded as published, with a warning.
     """
     ctx = ctx or RunContext()
-    if not isinstance(prompt, str):
-        raise InputError(f"prompt: {type(prompt).__name__} given; a prompt is text (an empty one is allowed)")
+    prompts = validate_prompts(list(prompt) if isinstance(prompt, (list, tuple)) else [prompt])
     if negative_prompt is not None and not isinstance(negative_prompt, str):
         raise InputError(f"negative_prompt: {type(negative_prompt).__name__} given; a prompt is text")
     if encoder.kind == "t5":
-        texts = [preprocess_prompt(prompt, clean_caption), preprocess_prompt(negative_prompt or "", clean_caption)]
+        texts = [preprocess_prompt(p, clean_caption) for p in prompts]
+        texts.append(preprocess_prompt(negative_prompt or "", clean_caption))
     else:
-        texts = [prompt, negative_prompt or ""]
+        texts = [*prompts, negative_prompt or ""]
     name = encoder.kind.upper()
     if not texts[0].strip():
         ctx.warn(f"prompt: empty, so {name} encodes no text; the video follows no description")
-    for label, text in (("prompt", texts[0]), ("negative_prompt", texts[1])):
+    labels = ["prompt" if len(prompts) == 1 else f"prompt (shot {i})" for i in range(1, len(prompts) + 1)]
+    for label, text in zip([*labels, "negative_prompt"], texts):
         if dropped := dropped_words(encoder, text):
             ctx.warn(f"{label}: longer than the {MAX_LENGTH} tokens {name} reads; dropped: \"{dropped[:80]}\"")
     out = encode(encoder, texts, ctx)
     if not bool(torch.isfinite(out.embeds).all()):
         raise InputError(f"prompt: the {name} encoder gave NaN or infinite embeddings; load its weights in bf16 "
                          "or fp32 (float16 overflows)")
-    return PromptEmbeddings(out.embeds[:1], out.embeds[1:], encoder.kind)
+    return PromptEmbeddings(out.embeds[:-1], out.embeds[-1:], encoder.kind)
 
 
 @dataclass
@@ -120,7 +137,7 @@ class TextConditioning:
     """What one prompt gives the stages: T5 embeddings (pixel stages) and/or CLIP embeddings (latent
     stage), with the texts they came from."""
 
-    prompt: str
+    prompt: str | tuple[str, ...]  # one prompt, or a storyboard's (one per shot)
     t5: PromptEmbeddings | None = None
     clip: PromptEmbeddings | None = None
     negative_prompt: str = ""
@@ -136,18 +153,21 @@ class TextConditioning:
         return found
 
 
-def encode_conditioning(t5: TextEncoder | None, clip: TextEncoder | None, prompt: str, negative_prompt: str = "",
+def encode_conditioning(t5: TextEncoder | None, clip: TextEncoder | None, prompt: str | tuple[str, ...] | list[str],
+                        negative_prompt: str = "",
                         pixel_negative_prompt: str = "", clean_caption: bool = False,
                         ctx: RunContext | None = None) -> TextConditioning:
     """Encode a prompt with whichever encoders are given. As in the published cascade, the pixel
     stages take `pixel_negative_prompt` (empty there) and the latent stage `negative_prompt`."""
     if t5 is None and clip is None:
         raise ModelLoadError("no text encoder given: load T5 (show-1-base) and/or CLIP (show-1-sr2)")
+    prompt = tuple(prompt) if isinstance(prompt, list) else prompt
+    shots = list(prompt) if isinstance(prompt, tuple) else prompt
     return TextConditioning(
         prompt=prompt, negative_prompt=negative_prompt, pixel_negative_prompt=pixel_negative_prompt,
         clean_caption=clean_caption,
-        t5=encode_prompt(t5, prompt, pixel_negative_prompt, clean_caption, ctx) if t5 is not None else None,
-        clip=encode_prompt(clip, prompt, negative_prompt, ctx=ctx) if clip is not None else None)
+        t5=encode_prompt(t5, shots, pixel_negative_prompt, clean_caption, ctx) if t5 is not None else None,
+        clip=encode_prompt(clip, shots, negative_prompt, ctx=ctx) if clip is not None else None)
 
 
 def save_conditioning(cond: TextConditioning, path: str | Path) -> Path:
@@ -163,7 +183,8 @@ def save_conditioning(cond: TextConditioning, path: str | Path) -> Path:
         if emb is not None:
             tensors[f"{name}.positive"] = emb.positive.contiguous()
             tensors[f"{name}.negative"] = emb.negative.contiguous()
-    meta = {"format": "show1-embeddings", "prompt": cond.prompt, "negative_prompt": cond.negative_prompt,
+    prompt = "\n".join(cond.prompt) if isinstance(cond.prompt, tuple) else cond.prompt
+    meta = {"format": "show1-embeddings", "prompt": prompt, "negative_prompt": cond.negative_prompt,
             "pixel_negative_prompt": cond.pixel_negative_prompt, "clean_caption": str(cond.clean_caption)}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")

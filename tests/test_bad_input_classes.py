@@ -244,3 +244,15 @@ def test_ctrl_c_during_a_batch_says_what_is_kept(tmp_path, env):
     assert "interrupted: the 1 video(s) finished in this run are kept with their sidecars" in err
     assert "no output written" not in err
     assert sorted(p.name for p in out.iterdir()) == ["job00001.json", "job00001.mp4"]
+
+
+def test_inputs_that_used_to_end_in_an_internal_error_are_named(tmp_path, env):
+    (tmp_path / "notes.png").write_text("not an image")
+    jobs = jobs_file(tmp_path / "jobs.jsonl", [{"prompt": "a cat", "keyframes": ["notes.png", "notes.png"],
+                                                "last_stage": "interpolation"}])
+    done = run(["batch", str(jobs), "--out", str(tmp_path / "out")], env)
+    assert done.returncode == 1 and "line 1: field 'keyframes':" in done.stderr
+    assert "notes.png is not an image that can be read" in done.stderr and "internal error" not in done.stderr
+    (tmp_path / "afile").write_text("x")
+    done = run(["download", "--dest", str(tmp_path / "afile" / "models")], env)
+    assert done.returncode == 2 and "--dest:" in done.stderr and "is a file" in done.stderr

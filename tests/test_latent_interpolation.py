@@ -74,11 +74,11 @@ def test_windows_cover_and_blend_weights_are_positive():
 def test_windowed_prediction_is_seamless():
     """Frame-local predictions are unchanged by windowing; window-level disagreements are ramped, not cut."""
     x = torch.randn(1, 4, 30, 2, 2)
-    local = WindowedDenoiser(lambda v, t: v * 2 + 1, window=8, overlap=3)
+    local = WindowedDenoiser(lambda v, t, frames: v * 2 + 1, window=8, overlap=3)
     assert torch.allclose(local(x, 10), x * 2 + 1, atol=1e-6)
     calls = []
 
-    def per_window(v, t):  # each window predicts one constant: its call index
+    def per_window(v, t, frames):  # each window predicts one constant: its call index
         calls.append(v.shape[2])
         return torch.full_like(v, float(len(calls)))
 

@@ -75,3 +75,16 @@ def test_the_web_extension_holds_no_rule_of_its_own():
         assert name not in js, name
     for formula in ("4 * k - 3", "4K-3", "% 8", "frames_between\") + 1"):
         assert formula not in js, formula
+
+
+def test_the_storyboard_readout_shows_which_frames_belong_to_which_shot(pack, info):
+    prompt = prompt_of("show1_storyboard", info)
+    r = pack.nodes.readout.readouts(prompt, pack.NODES)
+    assert by_type(r, prompt, "Show1KeyframeSampler")["text"] == "4 frames · 2.00 s at 2 fps · 64x40 · 4 shots: 0 | 1 | 2 | 3"
+    assert by_type(r, prompt, "Show1PixelInterpolate")["text"] == ("13 frames · 1.73 s at 7.5 fps · 64x40 · 4 shots: "
+                                                                   "0-2 | 3-6 | 7-10 | 11-12")
+    assert all(not v["warnings"] for v in r.values())
+    sampler = next(k for k, n in prompt.items() if n["class_type"] == "Show1KeyframeSampler")
+    prompt[sampler]["inputs"]["num_frames"] = 8
+    warnings = pack.nodes.readout.readouts(prompt, pack.NODES)[sampler]["warnings"]
+    assert "cond: 4 prompts for 8 keyframes; give one prompt per keyframe (one line each)" in warnings

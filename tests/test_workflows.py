@@ -30,10 +30,11 @@ def object_info(pack):
     return {**json.loads(BUILTIN.read_text()), **pack_object_info(pack)}
 
 
-def test_the_four_workflows_are_there():
+def test_the_example_workflows_are_there():
     names = {p.stem for p in workflow_files()}
     assert names == {"show1_published_cascade", "show1_hybrid_latent_interpolation",
-                     "show1_interpolate_your_images", "show1_sd_keyframes_to_video", "show1_comfy_t5_keyframes"}
+                     "show1_interpolate_your_images", "show1_sd_keyframes_to_video", "show1_comfy_t5_keyframes",
+                     "show1_storyboard", "show1_storyboard_keyframes"}
 
 
 @pytest.mark.parametrize("path", workflow_files(), ids=lambda p: p.stem)

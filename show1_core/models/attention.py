@@ -201,7 +201,7 @@ class SpatialTransformer(nn.Module):
     def forward(self, x: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
         """`x` (B*F, C, H, W); `context` the text states of each video (B, L, D)."""
         n, c, h, w = x.shape
-        text = context.repeat_interleave(num_frames, dim=0)
+        text = context if context.shape[0] == n else context.repeat_interleave(num_frames, dim=0)  # per frame as is
         out = torch.empty_like(x)
         for part in row_chunks(n, h * w * self.inner * 8):
             out[part] = self.run(x[part], text[part]) + x[part]
@@ -245,12 +245,15 @@ class SimpleCrossAttention(nn.Module):
         self.add_v_proj = ops.Linear(context_dim, inner)
         self.to_out = nn.ModuleList([ops.Linear(inner, channels), nn.Dropout(0.0)])
 
-    def text_keys(self, context: torch.Tensor, frames: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Text keys/values of each video, computed once and shared by its frames."""
+    def text_keys(self, context: torch.Tensor, frames: int, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Text keys/values of each video, computed once and shared by its frames (a text per frame,
+        `rows` of them, is used as it is)."""
         if self.norm_cross is not None:
             context = self.norm_cross(context.transpose(1, 2)).transpose(1, 2)
         k = split_heads(self.add_k_proj(context), self.heads)
         v = split_heads(self.add_v_proj(context), self.heads)
+        if context.shape[0] == rows:
+            return k, v
         return k.repeat_interleave(frames, dim=0), v.repeat_interleave(frames, dim=0)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor, num_frames: int) -> torch.Tensor:
@@ -258,7 +261,7 @@ class SimpleCrossAttention(nn.Module):
         x = x.contiguous(memory_format=torch.channels_last)
         tokens = self.group_norm(x).permute(0, 2, 3, 1).reshape(n, h * w, c)  # free view in channels-last
         q = split_heads(self.to_q(tokens), self.heads)
-        k, v = self.text_keys(context, num_frames)
+        k, v = self.text_keys(context, num_frames, n)
         if not self.only_cross_attention:
             k = torch.cat([k, split_heads(self.to_k(tokens), self.heads)], dim=2)
             v = torch.cat([v, split_heads(self.to_v(tokens), self.heads)], dim=2)

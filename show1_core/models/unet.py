@@ -183,14 +183,26 @@ class UNetConfig:
 
 @dataclass
 class TextCondition:
-    """Prompt-dependent inputs of the UNet, computed once per sampling run instead of every step."""
+    """Prompt-dependent inputs of the UNet, computed once per sampling run instead of every step:
+    per text row (T, ...), or per text row and frame (T, F, ...) for a storyboard, where every frame
+    of a video attends to its own text."""
 
-    context: torch.Tensor  # text states for cross-attention (B, 77, cross_attention_dim), projected if the config says
-    pooled: torch.Tensor | None  # pooled text embedding added to the timestep embedding (B, time_dim)
+    context: torch.Tensor  # text states for cross-attention (T, [F,] 77, cross_attention_dim), projected if asked
+    pooled: torch.Tensor | None  # pooled text embedding added to the timestep embedding (T, [F,] time_dim)
+
+    @property
+    def per_frame(self) -> bool:
+        return self.context.dim() == 4
 
     def select(self, index: torch.Tensor) -> "TextCondition":
         """Rows for a model batch built from these prompts, e.g. [negative, positive] per window."""
         return TextCondition(self.context[index], None if self.pooled is None else self.pooled[index])
+
+    def frames(self, part: slice) -> "TextCondition":
+        """The text of the frames `part` (per-video text is the same for every frame)."""
+        if not self.per_frame:
+            return self
+        return TextCondition(self.context[:, part], None if self.pooled is None else self.pooled[:, part])
 
 
 class Show1UNet(nn.Module):
@@ -296,6 +308,12 @@ class Show1UNet(nn.Module):
         return frames * height * width * self.config.block_out_channels[0] * weight
 
     def prepare_text(self, encoder_hidden_states: torch.Tensor) -> TextCondition:
+        """Text states (T, 77, D), or (T, F, 77, D) with a text per frame -> the UNet's condition."""
+        if encoder_hidden_states.dim() == 4:
+            rows, frames = encoder_hidden_states.shape[:2]
+            flat = self.prepare_text(encoder_hidden_states.flatten(0, 1))
+            return TextCondition(flat.context.unflatten(0, (rows, frames)),
+                                 None if flat.pooled is None else flat.pooled.unflatten(0, (rows, frames)))
         pooled = self.add_embedding(encoder_hidden_states) if self.config.addition_embed_type == "text" else None
         context = encoder_hidden_states
         if self.config.encoder_hid_dim_type == "text_proj":
@@ -313,7 +331,9 @@ class Show1UNet(nn.Module):
                 raise ValueError("this UNet is conditioned on a noise level: pass class_labels")
             labels = class_labels.reshape(-1).to(t.device).expand(batch)
             emb = emb + self.class_embedding(timestep_embedding(labels, ch0, c.flip_sin_to_cos, c.freq_shift).to(dtype))
-        if pooled is not None:
+        if pooled is not None and pooled.dim() == 3:  # a text per frame: the embedding per frame
+            emb = emb.repeat_interleave(pooled.shape[1], dim=0) + pooled.flatten(0, 1)
+        elif pooled is not None:
             emb = emb + pooled
         if self.time_embed_act is not None:
             emb = self.time_embed_act(emb)
@@ -326,7 +346,7 @@ class Show1UNet(nn.Module):
         variance in C..2C-1).
 
         Pass either the raw text states `encoder_hidden_states` (B, 77, D) or a `text` condition from
-        `prepare_text`, which sampling loops compute once.
+        `prepare_text`, which sampling loops compute once (per video, or per frame: (B, F, ...)).
         """
         if text is None:
             text = self.prepare_text(encoder_hidden_states)
@@ -336,8 +356,9 @@ class Show1UNet(nn.Module):
         if self.max_frames is not None and frames > self.max_frames:
             raise ValueError(f"this UNet takes {self.max_frames} frame(s) per video, got {frames}")
         emb = self.time_embed(timestep, b, class_labels, text.pooled, sample.dtype, sample.device)
-        emb = emb.repeat_interleave(frames, dim=0)
-        context = text.context
+        if emb.shape[0] == b:
+            emb = emb.repeat_interleave(frames, dim=0)
+        context = text.context.flatten(0, 1) if text.per_frame else text.context  # (B*F, ...) rows per frame
 
         x = rearrange(sample, "b c f h w -> (b f) c h w").contiguous(memory_format=torch.channels_last)
         x = self.conv_in(x)

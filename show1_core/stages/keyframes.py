@@ -9,6 +9,7 @@ from ..sampling import Chain, Denoiser, call_memory, guided_rows, randn, sample_
 from ..schedulers import timesteps
 from ..settings import KeyframeSettings
 from ..stage import Stage, StageKind
+from ..storyboard import keyframe_shots, shot_text
 from ..text import PromptEmbeddings
 from .common import (
     finite_output,
@@ -17,6 +18,13 @@ from .common import (
     validate_embeddings,
     validate_model_size,
 )
+
+
+def keyframe_text(embeds: PromptEmbeddings, frames: int) -> torch.Tensor:
+    """The guidance text: one prompt for all frames, or, for a storyboard, prompt i for keyframe i."""
+    if embeds.shots == 1:
+        return embeds.pair()
+    return embeds.frame_texts(shot_text(embeds.positive, keyframe_shots(frames, embeds.shots)))
 
 
 @torch.inference_mode()
@@ -33,6 +41,8 @@ def generate_keyframes(model: Stage, embeds: PromptEmbeddings, settings: Keyfram
     require_kind(model, StageKind.BASE)
     validate_embeddings(model, embeds)
     validate_model_size(model, s.height, s.width)
+    if embeds.shots > 1:
+        keyframe_shots(s.num_frames, embeds.shots)  # one prompt per keyframe, checked before any work
     generator = make_generator(s.seed)
     progress = ctx.progress("keyframes", model.schedule_length(s.steps))
 
@@ -40,7 +50,7 @@ def generate_keyframes(model: Stage, embeds: PromptEmbeddings, settings: Keyfram
         scheduler = model.scheduler()
         schedule = timesteps(scheduler, s.steps)
         x = randn((1, 3, s.num_frames, s.height, s.width), generator) * scheduler.init_noise_sigma
-        denoiser = Denoiser(model.unet, embeds.pair(), s.guidance, ctx, device)
+        denoiser = Denoiser(model.unet, keyframe_text(embeds, s.num_frames), s.guidance, ctx, device)
         chains = [Chain(scheduler, generator, slice(None))]
         return sample_pixels(denoiser, chains, x.to(device), schedule, progress).float().cpu()
 

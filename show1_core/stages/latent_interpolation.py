@@ -28,6 +28,7 @@ from ..sampling import Denoiser, WindowedDenoiser, call_memory, guided_rows, ran
 from ..schedulers import strength_timesteps
 from ..settings import LatentInterpolationSettings
 from ..stage import Stage, StageKind
+from ..storyboard import blended_text, transition_weights
 from ..text import PromptEmbeddings
 from .common import finite_output, make_generator, require_kind, validate_embeddings
 from .latent_sr import validate_latents
@@ -93,6 +94,9 @@ def interpolate_latents(model: Stage, embeds: PromptEmbeddings, keyframes: torch
     k = keyframes.shape[2]
     anchors = anchors or Anchors.even(k, s.frames_between)
     anchors.validate(k)
+    if embeds.shots > 1 and embeds.shots != k:
+        raise InputError(f"prompt: {embeds.shots} prompts for {k} keyframes; give one prompt per keyframe (one per "
+                         "line), or a single prompt")
     indices, num_frames = list(anchors.indices), anchors.frames
 
     scheduler = model.scheduler()
@@ -119,8 +123,11 @@ def interpolate_latents(model: Stage, embeds: PromptEmbeddings, keyframes: torch
         latents[:, :, indices] = target.to(latents.device)
         return latents
 
+    text = embeds.pair() if embeds.shots == 1 else embeds.frame_texts(
+        blended_text(embeds.positive, transition_weights(num_frames, [float(i) for i in indices])))
+
     def sample(device: torch.device) -> torch.Tensor:  # its device tensors die before the scope ends
-        denoiser = WindowedDenoiser(Denoiser(model.unet, embeds.pair(), s.guidance, ctx, device), s.window, s.overlap)
+        denoiser = WindowedDenoiser(Denoiser(model.unet, text, s.guidance, ctx, device), s.window, s.overlap)
         sampler = copy.deepcopy(scheduler)  # the step state it keeps on the device dies with it
         return sample_latents(denoiser, sampler, x.to(device), schedule, progress, generator,
                               after_step=reimpose).float().cpu()

@@ -25,6 +25,7 @@ from ..settings import (
     VAEEncodeSettings,
 )
 from ..stage import Stage, StageKind
+from ..storyboard import nearest_shots, shot_text
 from ..text import PromptEmbeddings, encode_prompt
 from .common import (
     finite_output,
@@ -52,8 +53,11 @@ def denoise_latents(model: Stage, embeds: PromptEmbeddings, latents: torch.Tenso
     x = unfold(scheduler.add_noise(fold(latents.float().cpu()), noise, torch.tensor(schedule[:1])), b)
     progress = ctx.progress("sr2", len(schedule))
 
+    text = embeds.pair() if embeds.shots == 1 else embeds.frame_texts(
+        shot_text(embeds.positive, nearest_shots(latents.shape[2], embeds.shots)))  # each frame its shot's prompt
+
     def sample(device: torch.device) -> torch.Tensor:  # its device tensors die before the scope ends
-        denoiser = Denoiser(model.unet, embeds.pair(), s.guidance, ctx, device)
+        denoiser = Denoiser(model.unet, text, s.guidance, ctx, device)
         sampler = copy.deepcopy(scheduler)  # the step state it keeps on the device dies with it
         return sample_latents(denoiser, sampler, x.to(device), schedule, progress, generator).float().cpu()
 
@@ -123,7 +127,7 @@ def sr2_memory(unet: torch.nn.Module, settings: LatentSRSettings, shape: tuple[i
 
 def cascade_step(models, state, settings, ctx: RunContext):
     """The cascade's sr2 step (`cascade.Step`): CLIP guidance with the job's negative prompt."""
-    clip = encode_prompt(models.needed("clip", "the CLIP text encoder (show-1-sr2)"), state.prompt.text,
+    clip = encode_prompt(models.needed("clip", "the CLIP text encoder (show-1-sr2)"), state.prompt.shots,
                          state.prompt.negative, ctx=ctx)
     video = latent_super_resolve(models.stage("sr2"), models.needed("vae", "the show-1-sr2 VAE"), clip, state.video,
                                  settings.stage("sr2"), ctx)

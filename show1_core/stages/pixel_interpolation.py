@@ -17,10 +17,12 @@ from einops import rearrange
 
 from .. import rules
 from ..context import RunContext
+from ..errors import InputError
 from ..sampling import Chain, Denoiser, call_memory, guided_rows, randn, sample_pixels, videos_per_call
 from ..schedulers import timesteps
 from ..settings import InterpolationSettings
 from ..stage import Stage, StageKind
+from ..storyboard import blended_text, transition_weights
 from ..text import PromptEmbeddings
 from .common import (
     finite_output,
@@ -60,6 +62,16 @@ def stitch(window_outputs: torch.Tensor, b: int) -> torch.Tensor:
     return video
 
 
+def window_texts(embeds: PromptEmbeddings) -> torch.Tensor:
+    """The guidance text of a storyboard's windows, (1 + windows, 5, 77, D): the negative, then per
+    window the blend from its first keyframe's prompt to its last's (`storyboard`)."""
+    blends = []
+    for i in range(embeds.shots - 1):
+        pair = embeds.positive[i:i + 2]
+        blends.append(blended_text(pair, transition_weights(WINDOW, [0.0, WINDOW - 1.0])))
+    return embeds.frame_texts(*blends)
+
+
 @torch.inference_mode()
 def interpolate_keyframes(model: Stage, embeds: PromptEmbeddings, keyframes: torch.Tensor,
                           settings: InterpolationSettings = InterpolationSettings(),
@@ -78,6 +90,9 @@ def interpolate_keyframes(model: Stage, embeds: PromptEmbeddings, keyframes: tor
     validate_video(keyframes, "keyframes", min_frames=rules.MIN_KEYFRAMES)
     b, _, k, h, w = keyframes.shape
     validate_model_size(model, h, w)
+    if embeds.shots > 1 and embeds.shots != k:
+        raise InputError(f"prompt: {embeds.shots} prompts for {k} keyframes; give one prompt per keyframe (one per "
+                         "line), or a single prompt")
     windows = k - 1
     keyframes = keyframes.float().cpu()
     init_noise = randn((b, 3, WINDOW, h, w), make_generator(s.seed))
@@ -95,10 +110,13 @@ def interpolate_keyframes(model: Stage, embeds: PromptEmbeddings, keyframes: tor
         chunk = max(1, videos_per_call(model.unet, (WINDOW, h, w), windows * b * pair, device) // (b * pair))
         starts = range(0, windows, min(chunk, s.max_windows or chunk))
         progress = ctx.progress("interpolation", len(schedule) * len(starts))
-        denoiser = Denoiser(model.unet, embeds.pair(), s.guidance, ctx, device)
+        denoiser = Denoiser(model.unet, embeds.pair(), s.guidance, ctx, device) if embeds.shots == 1 else None
         outs = []
         for start in starts:
             n = min(starts.step, windows - start)
+            if embeds.shots > 1:  # each window's frames move from its first keyframe's prompt to its last's
+                positive = tuple(1 + start + i for i in range(n) for _ in range(b))
+                denoiser = Denoiser(model.unet, window_texts(embeds), s.guidance, ctx, device, positive)
             # every window is its own chain, its generator re-seeded as the published script re-seeds
             # every window's pipeline call
             chains = [Chain(model.scheduler(), make_generator(s.seed), slice(i * b, (i + 1) * b)) for i in range(n)]

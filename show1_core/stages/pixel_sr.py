@@ -31,6 +31,7 @@ from ..sampling import Chain, Denoiser, call_memory, guided_rows, randn, sample_
 from ..schedulers import timesteps
 from ..settings import IFIISettings, SR1Settings
 from ..stage import Stage, StageKind
+from ..storyboard import nearest_shots, shot_text
 from ..text import PromptEmbeddings
 from .common import (
     finite_output,
@@ -64,18 +65,19 @@ def upscale(video: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class WindowCall:
-    """What one super-resolution call needs besides its model, text and frames: the output size, the
-    sampling settings (steps, guidance, noise level) and the generator drawing its noise, and the
-    clean first frame that replaces the condition of frame 0, if any."""
+    """What one super-resolution call needs besides its model and frames: the output size, the
+    sampling settings (steps, guidance, noise level), the generator drawing its noise, its guidance
+    text, and the clean first frame that replaces the condition of frame 0, if any."""
 
     size: tuple[int, int]
     settings: SR1Settings | IFIISettings
     generator: torch.Generator
+    text: torch.Tensor  # the guidance text: (2, 77, D), or (2, F, 77, D) with a text per frame
     first_frame: torch.Tensor | None = None
 
 
-def sr_window(model: Stage, embeds: PromptEmbeddings, video: torch.Tensor, call: WindowCall, progress: Progress,
-              ctx: RunContext, device: torch.device) -> torch.Tensor:
+def sr_window(model: Stage, video: torch.Tensor, call: WindowCall, progress: Progress, ctx: RunContext,
+              device: torch.device) -> torch.Tensor:
     """One super-resolution call on a low-resolution video (B, 3, F, h, w), on `device`.
 
     Draws, in order: x_T (B, 3, F, H, W), the condition noise (B, 3, F, H, W), then the scheduler's
@@ -92,7 +94,7 @@ def sr_window(model: Stage, embeds: PromptEmbeddings, video: torch.Tensor, call:
     condition = model.noising_scheduler().add_noise(condition, randn(condition.shape, generator), levels)
     if call.first_frame is not None:
         condition[:, :, :1] = call.first_frame.float().cpu().reshape(b, 3, 1, height, width)
-    denoiser = Denoiser(model.unet, embeds.pair(), s.guidance, ctx, device)
+    denoiser = Denoiser(model.unet, call.text, s.guidance, ctx, device)
     return sample_pixels(denoiser, [Chain(scheduler, generator, slice(None))], x.to(device), schedule, progress,
                          condition=condition.to(device), class_labels=levels).float().cpu()
 
@@ -100,8 +102,8 @@ def sr_window(model: Stage, embeds: PromptEmbeddings, video: torch.Tensor, call:
 def run_if_ii(up: IFIIUpscale, embeds: PromptEmbeddings, image: torch.Tensor, size: tuple[int, int], seed: int,
               progress: Progress, ctx: RunContext) -> torch.Tensor:
     with ctx.use(up.stage.unet) as device:
-        return sr_window(up.stage, embeds, image.unsqueeze(2), WindowCall(size, up.settings, make_generator(seed)),
-                         progress, ctx, device)[:, :, 0]
+        call = WindowCall(size, up.settings, make_generator(seed), embeds.shot(0).pair())
+        return sr_window(up.stage, image.unsqueeze(2), call, progress, ctx, device)[:, :, 0]
 
 
 def validate_if_ii(up: IFIIUpscale, embeds: PromptEmbeddings, height: int, width: int) -> IFIISettings:
@@ -172,6 +174,7 @@ def super_resolve_pixels(model: Stage, embeds: PromptEmbeddings, video: torch.Te
                 f"({b}, 3, {height}, {width}); resize it to the output size")
         refuse_non_finite(first_frame, "first_frame")
     parts = windows(frames, s.window, s.stride)
+    shots = nearest_shots(frames, embeds.shots)  # each frame's shot, across window boundaries too
     progress = ctx.progress("sr1", model.schedule_length(s.steps) * len(parts)
                             + (if_ii.stage.schedule_length(if_ii.settings.steps) if if_ii else 0))
     video = video.float().cpu()
@@ -184,9 +187,10 @@ def super_resolve_pixels(model: Stage, embeds: PromptEmbeddings, video: torch.Te
     with ctx.use(model.unet):
         for part in parts:
             cond = first_frame if part.start == 0 else out[:, :, part.start]
+            text = embeds.pair() if embeds.shots == 1 else embeds.frame_texts(shot_text(embeds.positive, shots[part]))
+            call = WindowCall((height, width), s, make_generator(s.seed), text, cond)
             with ctx.use(model.unet, scope=Offload.WINDOW) as device:
-                res = sr_window(model, embeds, video[:, :, part], WindowCall((height, width), s, make_generator(s.seed),
-                                                                             cond), progress, ctx, device)
+                res = sr_window(model, video[:, :, part], call, progress, ctx, device)
             conds.append(cond.reshape(b, 3, 1, height, width).clone())
             lasts.append(res[:, :, -1].clone())
             out[:, :, part] = res
