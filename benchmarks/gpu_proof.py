@@ -81,6 +81,7 @@ DRY_DEMO = {**STEPS_1, "frames": 2, "height": 8, "width": 8, "sr2_height": 64, "
 # Every call into show1_core and the parity adapter is in this section, so a rename in the library
 # is a one-line fix here.
 # ---------------------------------------------------------------------------------------------
+from benchmarks.real_size import PeakMemory  # noqa: E402
 from show1_core import budget, headless, loading, options  # noqa: E402
 from show1_core.cascade import CascadeModels, Prompt, run_cascade  # noqa: E402
 from show1_core.context import RunContext  # noqa: E402
@@ -369,49 +370,15 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-class Peak:
-    """Peak memory of a block: the allocator's peak on a GPU; on the CPU the resident set, sampled
-    every few milliseconds (freed heap handed back first, so the resident set follows what lives)."""
-
-    def __init__(self, device: torch.device):
-        self.device, self.peak, self.base = device, 0, 0
-
-    @staticmethod
-    def resident() -> int:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+class Peak(PeakMemory):
+    """`real_size.PeakMemory`, with the freed CPU heap handed back first, so the resident set
+    follows what lives."""
 
     def __enter__(self):
         sync(self.device)
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self.base = torch.cuda.memory_allocated(self.device)
-            return self
-        lib_empty_cache(self.device)
-        self.base = self.peak = self.resident()
-        self.running = True
-
-        def sample():
-            while self.running:
-                self.peak = max(self.peak, self.resident())
-                time.sleep(0.003)
-
-        self.thread = threading.Thread(target=sample, daemon=True)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        sync(self.device)
-        if self.device.type == "cuda":
-            self.peak = torch.cuda.max_memory_allocated(self.device)
-        else:
-            self.running = False
-            self.thread.join()
-            self.peak = max(self.peak, self.resident())
-
-    @property
-    def added(self) -> int:
-        return max(0, self.peak - self.base)
+        if self.device.type != "cuda":
+            lib_empty_cache(self.device)
+        return super().__enter__()
 
 
 def materialise(model: torch.nn.Module, precision: Precision, device: torch.device, seed: int = 0) -> torch.nn.Module:
