@@ -119,6 +119,7 @@ def layer_set(precision: Precision, device: torch.device):
     if not IN_COMFYUI:
         return None
     base = comfy.ops.pick_operations(precision.storage, precision.compute, load_device=device)
+    offloadable = hasattr(comfy.ops, "uncast_bias_weight")  # e.g. 0.33; 0.3.64 has the legacy cast only
 
     class ComfyOps:
         Linear, Conv2d, Conv3d, GroupNorm, LayerNorm, Embedding = (base.Linear, base.Conv2d, base.Conv3d,
@@ -126,12 +127,30 @@ def layer_set(precision: Precision, device: torch.device):
 
         @staticmethod
         def weights(module: torch.nn.Module, like: torch.Tensor):
-            """As the layer's own forward would: cast when ComfyUI switched the layer to casting."""
-            if module.comfy_cast_weights or module.weight_function or module.bias_function:
+            """As the layer's own forward would: cast when ComfyUI switched the layer to casting, with
+            the offloadable cast where ComfyUI has it (handed back by `release_casts`)."""
+            if not (module.comfy_cast_weights or module.weight_function or module.bias_function):
+                return module.weight, module.bias
+            if not offloadable:
                 return comfy.ops.cast_bias_weight(module, like)
-            return module.weight, module.bias
+            release_casts()
+            weight, bias, handle = comfy.ops.cast_bias_weight(module, like, offloadable=True)
+            _open_casts.append((module, weight, bias, handle))
+            return weight, bias
 
     return ComfyOps
+
+
+_open_casts: list[tuple] = []
+
+
+def release_casts() -> None:
+    """Hand back the offloadable casts of the layer sets' `weights` (ComfyUI's uncast_bias_weight,
+    due after the last use of the cast weights). Their callers issue the op that uses the weights
+    before they ask for the next ones, so the next functional cast, and the end of a model's scope
+    (`ComfyPlacement.use`), find every earlier cast used. ComfyUI runs one prompt at a time."""
+    while _open_casts:
+        comfy.ops.uncast_bias_weight(*_open_casts.pop())
 
 
 def patcher_class():
@@ -201,18 +220,38 @@ def progress_callback(preview: bool = True):
 
     bar = comfy.utils.ProgressBar(1)
     want_preview = preview and args.preview_method != LatentPreviewMethod.NoPreviews
+    latent_previewer = []
 
     def callback(event) -> None:
         image = None
         if want_preview and event.preview is not None and event.preview.shape[1] == 3:
             image = ("JPEG", preview_image(event.preview), args.preview_size)
+        elif want_preview and event.preview is not None and event.preview.shape[1] == 4:
+            image = latent_preview(event.preview, latent_previewer)
         bar.update_absolute(event.step, event.total, image)
 
     return callback
 
 
+def latent_preview(latents: torch.Tensor, cache: list):
+    """The middle frame of a Show-1 latent video (B, 4, F, h, w) (scaled SD-VAE latents) through
+    ComfyUI's own previewer for SD 1.x latents: its latent2rgb map, or TAESD where the user chose it,
+    as the preview setting says; None where it gives none."""
+    import latent_preview as comfy_latent_preview
+    from comfy import latent_formats
+
+    if not cache:
+        cache.append(comfy_latent_preview.get_previewer(compute_device(), latent_formats.SD15()))
+    previewer = cache[0]
+    if previewer is None:
+        return None
+    frame = latents[:1, :, latents.shape[2] // 2].float()
+    return previewer.decode_latent_to_preview_image("JPEG", frame)
+
+
 def preview_image(video: torch.Tensor):
-    """The middle frame of a pixel video (B, 3, F, H, W) in [-1, 1] as a PIL image."""
+    """The middle frame of a pixel video (B, 3, F, H, W) in [-1, 1] as a PIL image (previews show
+    the middle frame of the video being denoised)."""
     from PIL import Image
 
     frame = video[0, :, video.shape[2] // 2].float().clamp(-1, 1).add(1).mul(127.5).byte()
@@ -286,6 +325,7 @@ class ComfyPlacement:
         try:
             yield patcher.load_device
         finally:
+            release_casts()
             # where the compute device is the offload device (--cpu) there is nothing to move: the
             # model stays in ComfyUI's list until ComfyUI lets it go
             if should_offload(self.policy, scope) and patcher.load_device != patcher.offload_device:
@@ -311,6 +351,7 @@ def free_after_failure() -> None:
     whatever else was freed."""
     gc.collect()
     if IN_COMFYUI:
+        release_casts()
         mm.soft_empty_cache()
     empty_cache(compute_device())
 

@@ -130,7 +130,7 @@ T5_COST = ("T5-XXL has 4.8 B parameters: about 9.5 GB in fp16/bf16, 19 GB in fp3
            "fit). cpu: no VRAM, that much RAM instead, and tens of seconds per prompt. Save the embeddings with "
            "Show1SaveEmbeds to skip T5 next time, or use the t5xxl file ComfyUI already has (Show1TextEncode's t5 "
            "input).")
-TEXT_DTYPES = {"auto": torch.float16, "fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+TEXT_DTYPES = {"auto": torch.float16, "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class Show1TextEncoderLoader(Node):

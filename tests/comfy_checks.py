@@ -103,6 +103,62 @@ def partial_load(demo_root: str) -> dict:
     return out
 
 
+def cast_paths(demo_root: str) -> dict:
+    """The functional casts of the pack's layer set (`ComfyOps.weights`) on each path the ComfyUI at
+    hand offers: the offloadable cast, each handed back with uncast_bias_weight, where ComfyUI has it
+    (0.33), and the legacy cast (the only one in 0.3.64; taken there too when uncast_bias_weight is
+    hidden). A sr2 UNet loaded in part computes on each what it computes loaded whole."""
+    p = pack(demo_root)
+    layers = sys.modules["show1_pack.nodes.comfy"]
+    real_cast, real_uncast = comfy.ops.cast_bias_weight, getattr(comfy.ops, "uncast_bias_weight", None)
+    calls = {"casts": [], "uncasts": 0}
+
+    def from_pack() -> bool:
+        return sys._getframe(2).f_code.co_filename == layers.__file__
+
+    def cast(*args, **kwargs):
+        if from_pack():
+            calls["casts"].append(bool(kwargs.get("offloadable")))
+        return real_cast(*args, **kwargs)
+
+    def uncast(*args, **kwargs):
+        calls["uncasts"] += from_pack()
+        return real_uncast(*args, **kwargs)
+
+    def run(path: str) -> dict:
+        calls.update(casts=[], uncasts=0)
+        if path == "legacy" and real_uncast is not None:
+            del comfy.ops.uncast_bias_weight
+        try:
+            model = p.NODES["Show1ModelLoader"].run(model="show-1-sr2 (sr2)", dtype="fp32", offload="stage")[0]
+        finally:
+            if real_uncast is not None:
+                comfy.ops.uncast_bias_weight = uncast
+        unet, patcher = model.stage.unet, model.patcher
+        g = torch.Generator().manual_seed(0)
+        x, text = torch.randn(2, 4, 3, 8, 12, generator=g), torch.randn(2, 77, unet.text_dim, generator=g)
+        device = mm.get_torch_device()
+        patcher.load(device, lowvram_model_memory=0, full_load=True)
+        with torch.inference_mode():
+            whole = unet(x, torch.tensor([500]), text)
+        patcher.unpatch_model(patcher.offload_device)
+        patcher.load(device, lowvram_model_memory=patcher.model_size() // 4)
+        with torch.inference_mode():
+            partial = unet(x, torch.tensor([500]), text)
+        open_after_forward = len(layers._open_casts)
+        layers.release_casts()
+        patcher.unpatch_model(patcher.offload_device)
+        return {"functional_casts": len(calls["casts"]), "offloadable_casts": sum(calls["casts"]),
+                "uncasts": calls["uncasts"], "open_after_forward": open_after_forward,
+                "open_after_release": len(layers._open_casts), "max_abs_diff": float((whole - partial).abs().max())}
+
+    comfy.ops.cast_bias_weight = cast
+    paths = {"legacy": run("legacy")}
+    if real_uncast is not None:
+        paths["offloadable"] = run("offloadable")
+    return {"has_uncast": real_uncast is not None, "paths": paths}
+
+
 def load_requests(demo_root: str) -> dict:
     """Stages ask ComfyUI for their model with their activation estimate, never forcing a full load."""
     p = pack(demo_root)

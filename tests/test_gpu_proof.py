@@ -4,11 +4,11 @@ hub configs, so a renamed library function shows here and not on a lent GPU."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
+from comfyui_env import SNAPSHOTS, prepare, snapshots
 from conftest import ROOT
 
 SCRIPT = ROOT / "benchmarks" / "gpu_proof.py"
@@ -73,10 +73,11 @@ def test_the_dry_run_runs_every_part_and_records_numbers(tmp_path):
 @pytest.mark.comfyui
 @pytest.mark.slow
 @needs_shared
-@pytest.mark.skipif(not os.environ.get("COMFYUI_PYTHON"), reason="COMFYUI_PYTHON is not set: no Python with "
-                                                                  "ComfyUI 0.33.0's requirements")
+@pytest.mark.skipif("0.33.0" not in snapshots(), reason=f"no ComfyUI-0.33.0.tar.gz in {SNAPSHOTS}: part f runs that "
+                                                         "release")
 def test_the_comfyui_dry_run_runs_the_published_workflow(tmp_path):
-    proof, output = dry_run(tmp_path, "--comfyui", "--comfyui-python", os.environ["COMFYUI_PYTHON"], timeout=600)
+    python = str(prepare("0.33.0").python)  # 0.33.0's own venv, as `bash .ci/setup comfyui` builds it
+    proof, output = dry_run(tmp_path, "--comfyui", "--comfyui-python", python, timeout=600)
     f = proof["parts"]["f"]
     assert f["status"] == "ok" and f["data"]["workflow_status"] == "success", (f, output[-3000:])
     assert {m["patcher"] for m in f["data"]["patchers"]["loaded"]} == {"ModelPatcher"}  # --cpu: no dynamic VRAM

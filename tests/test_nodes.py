@@ -134,3 +134,12 @@ def test_errors_name_the_node_the_input_and_the_fix(pack, nodes, loaded):
     message = nodes["Show1LatentInterpolator"].validate_inputs(window=4, overlap=4)
     assert message.startswith("Show1LatentInterpolator: overlap: 4 must be smaller than window (4)")
     assert "choose a T5" in nodes["Show1TextEncoderLoader"].validate_inputs(t5_model="none", clip_model="none")
+
+
+@pytest.mark.parametrize("dtype, stored", [("fp32", torch.float32), ("fp16", torch.float16), ("bf16", torch.bfloat16),
+                                           ("auto", torch.float16)])
+def test_the_text_encoder_loader_stores_the_weights_in_the_dtype_chosen(nodes, dtype, stored):
+    encoders = nodes["Show1TextEncoderLoader"].run(t5_model="show-1-base (base)", clip_model="show-1-sr2 (sr2)",
+                                                  device="cpu", dtype=dtype)[0]
+    for encoder in (encoders.t5, encoders.clip):
+        assert {p.dtype for p in encoder.model.parameters() if p.is_floating_point()} == {stored}, dtype

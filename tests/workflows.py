@@ -1,14 +1,17 @@
 """Reading the pack's UI-format example workflows: validation against node definitions and
-conversion to the API format that POST /prompt takes (widgets mapped positionally, links resolved)."""
+conversion to the API format that POST /prompt takes (widgets mapped positionally as the frontend
+lays them out for the /object_info of the ComfyUI at hand, DynamicCombo included; links resolved)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 WORKFLOW_DIR = Path(__file__).resolve().parents[1] / "example_workflows"
 VIRTUAL = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
-WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"  # ComfyUI 0.33's io.DynamicCombo (SaveVideo's format)
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", DYNAMIC_COMBO}
 
 
 def workflow_files() -> list[Path]:
@@ -19,39 +22,87 @@ def load(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def widget_names(info: dict) -> list[str]:
-    """Widget inputs of a node definition (as /object_info describes it), in order, with the UI-only
-    control_after_generate slot after seeds and the upload slot of image loaders."""
-    names = []
+def spec_options(spec: list) -> dict:
+    return spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+
+
+def choices(spec: list) -> list | None:
+    """The values a combo (list form, COMBO with options, or a DynamicCombo's option keys) allows."""
+    kind, options = spec[0], spec_options(spec)
+    if isinstance(kind, list):
+        return kind
+    if kind == "COMBO":
+        return options.get("options")
+    if kind == DYNAMIC_COMBO:
+        return [o["key"] for o in options["options"]]
+    return None
+
+
+def default(spec: list):
+    """The value a widget takes when the workflow gives none, as the frontend creates it."""
+    options = spec_options(spec)
+    if "default" in options:
+        return options["default"]
+    allowed = choices(spec)
+    if allowed is not None:
+        return allowed[0] if allowed else None
+    return {"INT": 0, "FLOAT": 0.0, "STRING": "", "BOOLEAN": False}.get(spec[0])
+
+
+@dataclass
+class Widget:
+    name: str  # "format.codec" for an input of a DynamicCombo's chosen option
+    spec: list | None  # None: a UI-only slot (control_after_generate, an upload button)
+    value: object
+    given: bool  # the value is in widgets_values (else the default)
+    required: bool
+
+
+def widgets(info: dict, values: list) -> list[Widget]:
+    """A node's widgets as the frontend lays them out when it loads `values` (widgets_values): the
+    widget inputs of its definition (required, then optional, in input_order), each followed by its
+    UI-only slots, and after a DynamicCombo the inputs of the option it holds, named `combo.input`.
+    Values are taken in that order; widgets past the end of `values` take their defaults."""
+    found, pending = [], list(values)
+
+    def take(spec, fallback):
+        return (pending.pop(0), True) if pending else (fallback, False)
+
+    def add(specs: dict, order: list[str], prefix: str, required: bool) -> None:
+        for name in order:
+            spec = specs[name]
+            options = spec_options(spec)
+            if not (isinstance(spec[0], list) or spec[0] in WIDGET_TYPES) or options.get("forceInput"):
+                continue
+            value, given = take(spec, default(spec))
+            found.append(Widget(prefix + name, spec, value, given, required))
+            if options.get("control_after_generate") or name in ("seed", "noise_seed"):
+                found.append(Widget("control_after_generate", None, *take(None, "fixed"), required))
+            if options.get("image_upload"):
+                found.append(Widget("upload", None, *take(None, "image"), required))
+            if spec[0] == DYNAMIC_COMBO:
+                chosen = next((o["inputs"] for o in options["options"] if o["key"] == value), {})
+                for section in ("required", "optional"):
+                    add(chosen.get(section, {}), list(chosen.get(section, {})), f"{prefix}{name}.",
+                        required and section == "required")
+
     order = info.get("input_order", {})
     for section in ("required", "optional"):
         specs = info["input"].get(section, {})
-        for name in order.get(section, list(specs)):
-            spec = specs[name]
-            kind = spec[0]
-            options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
-            if isinstance(kind, list) or kind in WIDGET_TYPES:
-                if options.get("forceInput"):
-                    continue
-                names.append(name)
-                if options.get("control_after_generate") or name in ("seed", "noise_seed"):
-                    names.append("control_after_generate")
-                if options.get("image_upload"):
-                    names.append("upload")
-    return names
+        add(specs, order.get(section, list(specs)), "", section == "required")
+    return found
 
 
 def to_api(workflow: dict, object_info: dict) -> dict:
-    """UI workflow -> API prompt, for ordinary graphs (no subgraphs, no reroutes or primitives)."""
+    """UI workflow -> API prompt as the frontend's graphToPrompt makes it against this /object_info,
+    for ordinary graphs (no subgraphs, no reroutes or primitives)."""
     links = {l[0]: l for l in workflow["links"]}
     prompt = {}
     for node in workflow["nodes"]:
         if node["type"] in VIRTUAL or node.get("mode", 0) in (2, 4):
             continue
-        info = object_info[node["type"]]
-        inputs = dict(zip(widget_names(info), node.get("widgets_values", [])))
-        inputs.pop("control_after_generate", None)
-        inputs.pop("upload", None)
+        inputs = {w.name: w.value for w in widgets(object_info[node["type"]], node.get("widgets_values", []))
+                  if w.spec is not None}
         for inp in node.get("inputs", []):
             if inp.get("link") is not None:
                 link = links[inp["link"]]
@@ -73,28 +124,26 @@ def problems(workflow: dict, object_info: dict) -> list[str]:
         if info is None:
             found.append(f"node {node['id']}: unknown type {node['type']}")
             continue
-        names = widget_names(info)
         values = node.get("widgets_values", [])
-        required = widget_names({"input": {"required": info["input"].get("required", {})},
-                                 "input_order": {"required": info.get("input_order", {}).get("required", [])}})
+        laid_out = widgets(info, values)
         # a workflow saved before an optional widget was added lacks its value: the default applies
-        if not (len(required) <= len(values) <= len(names)):
-            found.append(f"node {node['id']} {node['type']}: {len(values)} widget values for {names}")
-        specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
-        for name, value in zip(names, values):
-            if name in ("control_after_generate", "upload"):
+        if len(values) > len(laid_out) or any(w.required and not w.given for w in laid_out):
+            found.append(f"node {node['id']} {node['type']}: {len(values)} widget values for "
+                         f"{[w.name for w in laid_out]}")
+        for w in laid_out:
+            if w.spec is None or not w.given:
                 continue
-            kind, *rest = specs[name]
-            options = rest[0] if rest and isinstance(rest[0], dict) else {}
-            choices = kind if isinstance(kind, list) else options.get("options") if kind == "COMBO" else None
-            if choices is not None and value not in choices:
-                found.append(f"node {node['id']} {node['type']}.{name}: {value!r} not in {choices[:8]}")
+            kind, options = w.spec[0], spec_options(w.spec)
+            allowed = choices(w.spec)
+            if allowed is not None and w.value not in allowed:
+                found.append(f"node {node['id']} {node['type']}.{w.name}: {w.value!r} not in {allowed[:8]}")
             elif kind in ("INT", "FLOAT"):
-                if not isinstance(value, (int, float)) or isinstance(value, bool):
-                    found.append(f"node {node['id']} {node['type']}.{name}: {value!r} is not a number")
-                elif value < options.get("min", float("-inf")) or value > options.get("max", float("inf")):
-                    found.append(f"node {node['id']} {node['type']}.{name}: {value} outside "
+                if not isinstance(w.value, (int, float)) or isinstance(w.value, bool):
+                    found.append(f"node {node['id']} {node['type']}.{w.name}: {w.value!r} is not a number")
+                elif w.value < options.get("min", float("-inf")) or w.value > options.get("max", float("inf")):
+                    found.append(f"node {node['id']} {node['type']}.{w.name}: {w.value} outside "
                                  f"[{options.get('min')}, {options.get('max')}]")
+        specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
         for inp in node.get("inputs", []):
             if inp.get("link") is None:
                 continue

@@ -66,6 +66,9 @@ for (const name of names) {
   info.missingWarning = await warningShown();
   const api = await page.evaluate(async () => (await window.app.graphToPrompt()).output);
   writeFileSync(join(outDir, `${name}.api.json`), JSON.stringify(api, null, 1));
+  // the whole graph in view, as the frontend's own "Fit view" (.) shows it
+  await page.evaluate(async () => { try { await window.app.extensionManager?.command?.execute("Comfy.Canvas.FitView"); } catch { /* older frontends */ } });
+  await page.waitForTimeout(500);
   await page.screenshot({ path: join(outDir, `${name}.png`) });
 
   // a user's edit: in Vue, a click on the widget's increment button; on the canvas, the value and
